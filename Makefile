@@ -1,0 +1,92 @@
+# shopstream build.  `make` builds bin/shopstream; `make test` runs every test;
+# `make deps` installs what a fresh Debian 12 machine lacks.  See README.md.
+
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -MMD -MP
+LDLIBS   := -lrdkafka -lz -lsnappy -llz4 -lzstd -lpthread -lm
+ifdef SANITIZE
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=$(SANITIZE)
+BUILD    := build/san
+else
+BUILD    := build/rel
+endif
+
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/src/cli/main.o
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+TOOLS    := bin/kbench bin/mockbroker bin/test_rdkafka_roundtrip
+
+.PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench clean format
+
+all: check-deps bin/shopstream
+
+check-deps:
+	@./tools/check-deps.sh build || $(MAKE) --no-print-directory deps
+
+deps:
+	./tools/deps.sh
+
+bin/shopstream: $(MAIN_OBJ) $(LIB_OBJ)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/unit_tests: $(UNIT_OBJ) $(LIB_OBJ)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/kbench: ../shared/tools/kbench.c
+	@mkdir -p bin
+	$(CC) -O2 -o $@ $< -lrdkafka
+
+bin/mockbroker: ../shared/tools/mockbroker.c
+	@mkdir -p bin
+	$(CC) -O2 -o $@ $< -lrdkafka
+
+bin/test_rdkafka_roundtrip: tests/clients/rdkafka_roundtrip.c
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $< -lrdkafka
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The protocol codecs are generated from Kafka's JSON specs and committed.
+gen:
+	python3 tools/gen_protocol.py ../shared/kafka-protocol/message src/protocol
+
+test: check-test-deps bin/shopstream bin/unit_tests bin/test_rdkafka_roundtrip
+	./tests/run.sh
+
+check-test-deps:
+	@./tools/check-deps.sh test || $(MAKE) --no-print-directory deps
+
+test-unit: bin/unit_tests
+	./bin/unit_tests
+
+test-wire: bin/shopstream
+	/usr/bin/python3 tests/wire/run_wire.py
+
+test-clients: bin/shopstream bin/test_rdkafka_roundtrip
+	./tests/clients/run.sh
+
+test-long: test
+	SHOPSTREAM_LONG=1 ./tests/run.sh
+
+bench: bin/shopstream bin/kbench bin/mockbroker
+	./bench/broker_vs_mock.sh
+
+demo: all
+	./tools/demo.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' | grep -v src/protocol/kmsg)
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)

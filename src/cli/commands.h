@@ -1,0 +1,12 @@
+/* commands.h: one entry point per subcommand of bin/shopstream.  Each takes
+ * argv with argv[0] = the subcommand name, prints errors to stderr as one
+ * sentence, and returns the process exit code. */
+#ifndef SHOPSTREAM_COMMANDS_H
+#define SHOPSTREAM_COMMANDS_H
+
+int cmd_broker(int argc, char **argv);
+int cmd_topic(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+
+#endif

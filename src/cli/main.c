@@ -1,0 +1,42 @@
+/* main.c: bin/shopstream, one binary with subcommands (DESIGN.md, "Command-line
+ * contract").  Dispatch only; each subcommand lives in its own cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"broker", cmd_broker, "run the Kafka-compatible broker"},
+    {"topic", cmd_topic, "create, list, describe, delete or alter topics"},
+    {"produce", cmd_produce, "console producer: lines on stdin become records"},
+    {"consume", cmd_consume, "console consumer: records become lines on stdout"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: shopstream COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`shopstream COMMAND --help` describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "shopstream: unknown command '%s'; see `shopstream --help`.\n", argv[1]);
+    return 2;
+}
