@@ -419,18 +419,19 @@ class Gen:
     def emit_message(self, msg):
         for s in msg.structs:
             self.emit_struct_decl(s)
+        for s in msg.structs:
+            if s is not msg.top:
+                self.h.append("void %s_init(struct %s *m);" % (s.cname, s.cname))
         self.h.append("void %s_init(struct %s *m);" % (msg.name, msg.name))
         self.h.append("int %s_decode(struct kread *r, struct arena *a, int16_t v, struct %s *m);" % (msg.name, msg.name))
         self.h.append("void %s_encode(struct obuf *w, int16_t v, const struct %s *m);" % (msg.name, msg.name))
         self.h.append("")
         for s in msg.structs:
-            if s is not msg.top:
-                self.c.append("static void %s_init(struct %s *m);" % (s.cname, s.cname))
             self.c.append("static int %s_decode_(struct kread *r, struct arena *a, int16_t v, struct %s *m);" % (s.cname, s.cname))
             self.c.append("static void %s_encode_(struct obuf *w, int16_t v, const struct %s *m);" % (s.cname, s.cname))
         self.c.append("")
         for s in msg.structs:
-            self.emit_init(s, s is not msg.top)
+            self.emit_init(s, False)
             self.emit_decode(msg, s)
             self.emit_encode(msg, s)
         self.c.append("int %s_decode(struct kread *r, struct arena *a, int16_t v, struct %s *m)" % (msg.name, msg.name))

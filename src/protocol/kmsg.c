@@ -41,16 +41,14 @@ const struct kmsg_api *kmsg_api(int16_t key)
     return NULL;
 }
 
-static void ProduceRequest_PartitionProduceData_init(struct ProduceRequest_PartitionProduceData *m);
 static int ProduceRequest_PartitionProduceData_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceRequest_PartitionProduceData *m);
 static void ProduceRequest_PartitionProduceData_encode_(struct obuf *w, int16_t v, const struct ProduceRequest_PartitionProduceData *m);
-static void ProduceRequest_TopicProduceData_init(struct ProduceRequest_TopicProduceData *m);
 static int ProduceRequest_TopicProduceData_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceRequest_TopicProduceData *m);
 static void ProduceRequest_TopicProduceData_encode_(struct obuf *w, int16_t v, const struct ProduceRequest_TopicProduceData *m);
 static int ProduceRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceRequest *m);
 static void ProduceRequest_encode_(struct obuf *w, int16_t v, const struct ProduceRequest *m);
 
-static void ProduceRequest_PartitionProduceData_init(struct ProduceRequest_PartitionProduceData *m)
+void ProduceRequest_PartitionProduceData_init(struct ProduceRequest_PartitionProduceData *m)
 {
     memset(m, 0, sizeof *m);
     m->Records.fd = -1;
@@ -84,7 +82,7 @@ static void ProduceRequest_PartitionProduceData_encode_(struct obuf *w, int16_t 
     }
 }
 
-static void ProduceRequest_TopicProduceData_init(struct ProduceRequest_TopicProduceData *m)
+void ProduceRequest_TopicProduceData_init(struct ProduceRequest_TopicProduceData *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -198,25 +196,20 @@ void ProduceRequest_encode(struct obuf *w, int16_t v, const struct ProduceReques
     ProduceRequest_encode_(w, v, m);
 }
 
-static void ProduceResponse_BatchIndexAndErrorMessage_init(struct ProduceResponse_BatchIndexAndErrorMessage *m);
 static int ProduceResponse_BatchIndexAndErrorMessage_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_BatchIndexAndErrorMessage *m);
 static void ProduceResponse_BatchIndexAndErrorMessage_encode_(struct obuf *w, int16_t v, const struct ProduceResponse_BatchIndexAndErrorMessage *m);
-static void ProduceResponse_LeaderIdAndEpoch_init(struct ProduceResponse_LeaderIdAndEpoch *m);
 static int ProduceResponse_LeaderIdAndEpoch_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_LeaderIdAndEpoch *m);
 static void ProduceResponse_LeaderIdAndEpoch_encode_(struct obuf *w, int16_t v, const struct ProduceResponse_LeaderIdAndEpoch *m);
-static void ProduceResponse_PartitionProduceResponse_init(struct ProduceResponse_PartitionProduceResponse *m);
 static int ProduceResponse_PartitionProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_PartitionProduceResponse *m);
 static void ProduceResponse_PartitionProduceResponse_encode_(struct obuf *w, int16_t v, const struct ProduceResponse_PartitionProduceResponse *m);
-static void ProduceResponse_TopicProduceResponse_init(struct ProduceResponse_TopicProduceResponse *m);
 static int ProduceResponse_TopicProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_TopicProduceResponse *m);
 static void ProduceResponse_TopicProduceResponse_encode_(struct obuf *w, int16_t v, const struct ProduceResponse_TopicProduceResponse *m);
-static void ProduceResponse_NodeEndpoint_init(struct ProduceResponse_NodeEndpoint *m);
 static int ProduceResponse_NodeEndpoint_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_NodeEndpoint *m);
 static void ProduceResponse_NodeEndpoint_encode_(struct obuf *w, int16_t v, const struct ProduceResponse_NodeEndpoint *m);
 static int ProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse *m);
 static void ProduceResponse_encode_(struct obuf *w, int16_t v, const struct ProduceResponse *m);
 
-static void ProduceResponse_BatchIndexAndErrorMessage_init(struct ProduceResponse_BatchIndexAndErrorMessage *m)
+void ProduceResponse_BatchIndexAndErrorMessage_init(struct ProduceResponse_BatchIndexAndErrorMessage *m)
 {
     memset(m, 0, sizeof *m);
     m->BatchIndexErrorMessage.len = -1;
@@ -258,7 +251,7 @@ static void ProduceResponse_BatchIndexAndErrorMessage_encode_(struct obuf *w, in
     }
 }
 
-static void ProduceResponse_LeaderIdAndEpoch_init(struct ProduceResponse_LeaderIdAndEpoch *m)
+void ProduceResponse_LeaderIdAndEpoch_init(struct ProduceResponse_LeaderIdAndEpoch *m)
 {
     memset(m, 0, sizeof *m);
     m->LeaderId = -1;
@@ -301,7 +294,7 @@ static void ProduceResponse_LeaderIdAndEpoch_encode_(struct obuf *w, int16_t v, 
     }
 }
 
-static void ProduceResponse_PartitionProduceResponse_init(struct ProduceResponse_PartitionProduceResponse *m)
+void ProduceResponse_PartitionProduceResponse_init(struct ProduceResponse_PartitionProduceResponse *m)
 {
     memset(m, 0, sizeof *m);
     m->LogAppendTimeMs = -1LL;
@@ -396,7 +389,7 @@ static void ProduceResponse_PartitionProduceResponse_encode_(struct obuf *w, int
     }
 }
 
-static void ProduceResponse_TopicProduceResponse_init(struct ProduceResponse_TopicProduceResponse *m)
+void ProduceResponse_TopicProduceResponse_init(struct ProduceResponse_TopicProduceResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -443,7 +436,7 @@ static void ProduceResponse_TopicProduceResponse_encode_(struct obuf *w, int16_t
     }
 }
 
-static void ProduceResponse_NodeEndpoint_init(struct ProduceResponse_NodeEndpoint *m)
+void ProduceResponse_NodeEndpoint_init(struct ProduceResponse_NodeEndpoint *m)
 {
     memset(m, 0, sizeof *m);
     m->Rack.len = -1;
@@ -590,22 +583,18 @@ void ProduceResponse_encode(struct obuf *w, int16_t v, const struct ProduceRespo
     ProduceResponse_encode_(w, v, m);
 }
 
-static void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *m);
 static int FetchRequest_ReplicaState_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest_ReplicaState *m);
 static void FetchRequest_ReplicaState_encode_(struct obuf *w, int16_t v, const struct FetchRequest_ReplicaState *m);
-static void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *m);
 static int FetchRequest_FetchPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest_FetchPartition *m);
 static void FetchRequest_FetchPartition_encode_(struct obuf *w, int16_t v, const struct FetchRequest_FetchPartition *m);
-static void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *m);
 static int FetchRequest_FetchTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest_FetchTopic *m);
 static void FetchRequest_FetchTopic_encode_(struct obuf *w, int16_t v, const struct FetchRequest_FetchTopic *m);
-static void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *m);
 static int FetchRequest_ForgottenTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest_ForgottenTopic *m);
 static void FetchRequest_ForgottenTopic_encode_(struct obuf *w, int16_t v, const struct FetchRequest_ForgottenTopic *m);
 static int FetchRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest *m);
 static void FetchRequest_encode_(struct obuf *w, int16_t v, const struct FetchRequest *m);
 
-static void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *m)
+void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *m)
 {
     memset(m, 0, sizeof *m);
     m->ReplicaId = -1;
@@ -648,7 +637,7 @@ static void FetchRequest_ReplicaState_encode_(struct obuf *w, int16_t v, const s
     }
 }
 
-static void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *m)
+void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *m)
 {
     memset(m, 0, sizeof *m);
     m->CurrentLeaderEpoch = -1;
@@ -704,7 +693,7 @@ static void FetchRequest_FetchPartition_encode_(struct obuf *w, int16_t v, const
     }
 }
 
-static void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *m)
+void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -761,7 +750,7 @@ static void FetchRequest_FetchTopic_encode_(struct obuf *w, int16_t v, const str
     }
 }
 
-static void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *m)
+void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -974,31 +963,24 @@ void FetchRequest_encode(struct obuf *w, int16_t v, const struct FetchRequest *m
     FetchRequest_encode_(w, v, m);
 }
 
-static void FetchResponse_EpochEndOffset_init(struct FetchResponse_EpochEndOffset *m);
 static int FetchResponse_EpochEndOffset_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_EpochEndOffset *m);
 static void FetchResponse_EpochEndOffset_encode_(struct obuf *w, int16_t v, const struct FetchResponse_EpochEndOffset *m);
-static void FetchResponse_LeaderIdAndEpoch_init(struct FetchResponse_LeaderIdAndEpoch *m);
 static int FetchResponse_LeaderIdAndEpoch_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_LeaderIdAndEpoch *m);
 static void FetchResponse_LeaderIdAndEpoch_encode_(struct obuf *w, int16_t v, const struct FetchResponse_LeaderIdAndEpoch *m);
-static void FetchResponse_SnapshotId_init(struct FetchResponse_SnapshotId *m);
 static int FetchResponse_SnapshotId_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_SnapshotId *m);
 static void FetchResponse_SnapshotId_encode_(struct obuf *w, int16_t v, const struct FetchResponse_SnapshotId *m);
-static void FetchResponse_AbortedTransaction_init(struct FetchResponse_AbortedTransaction *m);
 static int FetchResponse_AbortedTransaction_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_AbortedTransaction *m);
 static void FetchResponse_AbortedTransaction_encode_(struct obuf *w, int16_t v, const struct FetchResponse_AbortedTransaction *m);
-static void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *m);
 static int FetchResponse_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_PartitionData *m);
 static void FetchResponse_PartitionData_encode_(struct obuf *w, int16_t v, const struct FetchResponse_PartitionData *m);
-static void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *m);
 static int FetchResponse_FetchableTopicResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_FetchableTopicResponse *m);
 static void FetchResponse_FetchableTopicResponse_encode_(struct obuf *w, int16_t v, const struct FetchResponse_FetchableTopicResponse *m);
-static void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *m);
 static int FetchResponse_NodeEndpoint_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_NodeEndpoint *m);
 static void FetchResponse_NodeEndpoint_encode_(struct obuf *w, int16_t v, const struct FetchResponse_NodeEndpoint *m);
 static int FetchResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse *m);
 static void FetchResponse_encode_(struct obuf *w, int16_t v, const struct FetchResponse *m);
 
-static void FetchResponse_EpochEndOffset_init(struct FetchResponse_EpochEndOffset *m)
+void FetchResponse_EpochEndOffset_init(struct FetchResponse_EpochEndOffset *m)
 {
     memset(m, 0, sizeof *m);
     m->Epoch = -1;
@@ -1041,7 +1023,7 @@ static void FetchResponse_EpochEndOffset_encode_(struct obuf *w, int16_t v, cons
     }
 }
 
-static void FetchResponse_LeaderIdAndEpoch_init(struct FetchResponse_LeaderIdAndEpoch *m)
+void FetchResponse_LeaderIdAndEpoch_init(struct FetchResponse_LeaderIdAndEpoch *m)
 {
     memset(m, 0, sizeof *m);
     m->LeaderId = -1;
@@ -1084,7 +1066,7 @@ static void FetchResponse_LeaderIdAndEpoch_encode_(struct obuf *w, int16_t v, co
     }
 }
 
-static void FetchResponse_SnapshotId_init(struct FetchResponse_SnapshotId *m)
+void FetchResponse_SnapshotId_init(struct FetchResponse_SnapshotId *m)
 {
     memset(m, 0, sizeof *m);
     m->EndOffset = -1LL;
@@ -1119,7 +1101,7 @@ static void FetchResponse_SnapshotId_encode_(struct obuf *w, int16_t v, const st
     }
 }
 
-static void FetchResponse_AbortedTransaction_init(struct FetchResponse_AbortedTransaction *m)
+void FetchResponse_AbortedTransaction_init(struct FetchResponse_AbortedTransaction *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -1160,7 +1142,7 @@ static void FetchResponse_AbortedTransaction_encode_(struct obuf *w, int16_t v, 
     }
 }
 
-static void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *m)
+void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *m)
 {
     memset(m, 0, sizeof *m);
     m->LastStableOffset = -1LL;
@@ -1290,7 +1272,7 @@ static void FetchResponse_PartitionData_encode_(struct obuf *w, int16_t v, const
     }
 }
 
-static void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *m)
+void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -1347,7 +1329,7 @@ static void FetchResponse_FetchableTopicResponse_encode_(struct obuf *w, int16_t
     }
 }
 
-static void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *m)
+void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *m)
 {
     memset(m, 0, sizeof *m);
     m->Rack.len = -1;
@@ -1506,16 +1488,14 @@ void FetchResponse_encode(struct obuf *w, int16_t v, const struct FetchResponse 
     FetchResponse_encode_(w, v, m);
 }
 
-static void ListOffsetsRequest_ListOffsetsPartition_init(struct ListOffsetsRequest_ListOffsetsPartition *m);
 static int ListOffsetsRequest_ListOffsetsPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsRequest_ListOffsetsPartition *m);
 static void ListOffsetsRequest_ListOffsetsPartition_encode_(struct obuf *w, int16_t v, const struct ListOffsetsRequest_ListOffsetsPartition *m);
-static void ListOffsetsRequest_ListOffsetsTopic_init(struct ListOffsetsRequest_ListOffsetsTopic *m);
 static int ListOffsetsRequest_ListOffsetsTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsRequest_ListOffsetsTopic *m);
 static void ListOffsetsRequest_ListOffsetsTopic_encode_(struct obuf *w, int16_t v, const struct ListOffsetsRequest_ListOffsetsTopic *m);
 static int ListOffsetsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsRequest *m);
 static void ListOffsetsRequest_encode_(struct obuf *w, int16_t v, const struct ListOffsetsRequest *m);
 
-static void ListOffsetsRequest_ListOffsetsPartition_init(struct ListOffsetsRequest_ListOffsetsPartition *m)
+void ListOffsetsRequest_ListOffsetsPartition_init(struct ListOffsetsRequest_ListOffsetsPartition *m)
 {
     memset(m, 0, sizeof *m);
     m->CurrentLeaderEpoch = -1;
@@ -1562,7 +1542,7 @@ static void ListOffsetsRequest_ListOffsetsPartition_encode_(struct obuf *w, int1
     }
 }
 
-static void ListOffsetsRequest_ListOffsetsTopic_init(struct ListOffsetsRequest_ListOffsetsTopic *m)
+void ListOffsetsRequest_ListOffsetsTopic_init(struct ListOffsetsRequest_ListOffsetsTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -1673,16 +1653,14 @@ void ListOffsetsRequest_encode(struct obuf *w, int16_t v, const struct ListOffse
     ListOffsetsRequest_encode_(w, v, m);
 }
 
-static void ListOffsetsResponse_ListOffsetsPartitionResponse_init(struct ListOffsetsResponse_ListOffsetsPartitionResponse *m);
 static int ListOffsetsResponse_ListOffsetsPartitionResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsResponse_ListOffsetsPartitionResponse *m);
 static void ListOffsetsResponse_ListOffsetsPartitionResponse_encode_(struct obuf *w, int16_t v, const struct ListOffsetsResponse_ListOffsetsPartitionResponse *m);
-static void ListOffsetsResponse_ListOffsetsTopicResponse_init(struct ListOffsetsResponse_ListOffsetsTopicResponse *m);
 static int ListOffsetsResponse_ListOffsetsTopicResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsResponse_ListOffsetsTopicResponse *m);
 static void ListOffsetsResponse_ListOffsetsTopicResponse_encode_(struct obuf *w, int16_t v, const struct ListOffsetsResponse_ListOffsetsTopicResponse *m);
 static int ListOffsetsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsResponse *m);
 static void ListOffsetsResponse_encode_(struct obuf *w, int16_t v, const struct ListOffsetsResponse *m);
 
-static void ListOffsetsResponse_ListOffsetsPartitionResponse_init(struct ListOffsetsResponse_ListOffsetsPartitionResponse *m)
+void ListOffsetsResponse_ListOffsetsPartitionResponse_init(struct ListOffsetsResponse_ListOffsetsPartitionResponse *m)
 {
     memset(m, 0, sizeof *m);
     m->Timestamp = -1LL;
@@ -1755,7 +1733,7 @@ static void ListOffsetsResponse_ListOffsetsPartitionResponse_encode_(struct obuf
     }
 }
 
-static void ListOffsetsResponse_ListOffsetsTopicResponse_init(struct ListOffsetsResponse_ListOffsetsTopicResponse *m)
+void ListOffsetsResponse_ListOffsetsTopicResponse_init(struct ListOffsetsResponse_ListOffsetsTopicResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -1864,13 +1842,12 @@ void ListOffsetsResponse_encode(struct obuf *w, int16_t v, const struct ListOffs
     ListOffsetsResponse_encode_(w, v, m);
 }
 
-static void MetadataRequest_MetadataRequestTopic_init(struct MetadataRequest_MetadataRequestTopic *m);
 static int MetadataRequest_MetadataRequestTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataRequest_MetadataRequestTopic *m);
 static void MetadataRequest_MetadataRequestTopic_encode_(struct obuf *w, int16_t v, const struct MetadataRequest_MetadataRequestTopic *m);
 static int MetadataRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataRequest *m);
 static void MetadataRequest_encode_(struct obuf *w, int16_t v, const struct MetadataRequest *m);
 
-static void MetadataRequest_MetadataRequestTopic_init(struct MetadataRequest_MetadataRequestTopic *m)
+void MetadataRequest_MetadataRequestTopic_init(struct MetadataRequest_MetadataRequestTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -1982,19 +1959,16 @@ void MetadataRequest_encode(struct obuf *w, int16_t v, const struct MetadataRequ
     MetadataRequest_encode_(w, v, m);
 }
 
-static void MetadataResponse_MetadataResponseBroker_init(struct MetadataResponse_MetadataResponseBroker *m);
 static int MetadataResponse_MetadataResponseBroker_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataResponse_MetadataResponseBroker *m);
 static void MetadataResponse_MetadataResponseBroker_encode_(struct obuf *w, int16_t v, const struct MetadataResponse_MetadataResponseBroker *m);
-static void MetadataResponse_MetadataResponsePartition_init(struct MetadataResponse_MetadataResponsePartition *m);
 static int MetadataResponse_MetadataResponsePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataResponse_MetadataResponsePartition *m);
 static void MetadataResponse_MetadataResponsePartition_encode_(struct obuf *w, int16_t v, const struct MetadataResponse_MetadataResponsePartition *m);
-static void MetadataResponse_MetadataResponseTopic_init(struct MetadataResponse_MetadataResponseTopic *m);
 static int MetadataResponse_MetadataResponseTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataResponse_MetadataResponseTopic *m);
 static void MetadataResponse_MetadataResponseTopic_encode_(struct obuf *w, int16_t v, const struct MetadataResponse_MetadataResponseTopic *m);
 static int MetadataResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct MetadataResponse *m);
 static void MetadataResponse_encode_(struct obuf *w, int16_t v, const struct MetadataResponse *m);
 
-static void MetadataResponse_MetadataResponseBroker_init(struct MetadataResponse_MetadataResponseBroker *m)
+void MetadataResponse_MetadataResponseBroker_init(struct MetadataResponse_MetadataResponseBroker *m)
 {
     memset(m, 0, sizeof *m);
     m->Rack.len = -1;
@@ -2036,7 +2010,7 @@ static void MetadataResponse_MetadataResponseBroker_encode_(struct obuf *w, int1
     }
 }
 
-static void MetadataResponse_MetadataResponsePartition_init(struct MetadataResponse_MetadataResponsePartition *m)
+void MetadataResponse_MetadataResponsePartition_init(struct MetadataResponse_MetadataResponsePartition *m)
 {
     memset(m, 0, sizeof *m);
     m->LeaderEpoch = -1;
@@ -2127,7 +2101,7 @@ static void MetadataResponse_MetadataResponsePartition_encode_(struct obuf *w, i
     }
 }
 
-static void MetadataResponse_MetadataResponseTopic_init(struct MetadataResponse_MetadataResponseTopic *m)
+void MetadataResponse_MetadataResponseTopic_init(struct MetadataResponse_MetadataResponseTopic *m)
 {
     memset(m, 0, sizeof *m);
     m->TopicAuthorizedOperations = -2147483648;
@@ -2294,16 +2268,14 @@ void MetadataResponse_encode(struct obuf *w, int16_t v, const struct MetadataRes
     MetadataResponse_encode_(w, v, m);
 }
 
-static void OffsetCommitRequest_OffsetCommitRequestPartition_init(struct OffsetCommitRequest_OffsetCommitRequestPartition *m);
 static int OffsetCommitRequest_OffsetCommitRequestPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitRequest_OffsetCommitRequestPartition *m);
 static void OffsetCommitRequest_OffsetCommitRequestPartition_encode_(struct obuf *w, int16_t v, const struct OffsetCommitRequest_OffsetCommitRequestPartition *m);
-static void OffsetCommitRequest_OffsetCommitRequestTopic_init(struct OffsetCommitRequest_OffsetCommitRequestTopic *m);
 static int OffsetCommitRequest_OffsetCommitRequestTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitRequest_OffsetCommitRequestTopic *m);
 static void OffsetCommitRequest_OffsetCommitRequestTopic_encode_(struct obuf *w, int16_t v, const struct OffsetCommitRequest_OffsetCommitRequestTopic *m);
 static int OffsetCommitRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitRequest *m);
 static void OffsetCommitRequest_encode_(struct obuf *w, int16_t v, const struct OffsetCommitRequest *m);
 
-static void OffsetCommitRequest_OffsetCommitRequestPartition_init(struct OffsetCommitRequest_OffsetCommitRequestPartition *m)
+void OffsetCommitRequest_OffsetCommitRequestPartition_init(struct OffsetCommitRequest_OffsetCommitRequestPartition *m)
 {
     memset(m, 0, sizeof *m);
     m->CommittedLeaderEpoch = -1;
@@ -2352,7 +2324,7 @@ static void OffsetCommitRequest_OffsetCommitRequestPartition_encode_(struct obuf
     }
 }
 
-static void OffsetCommitRequest_OffsetCommitRequestTopic_init(struct OffsetCommitRequest_OffsetCommitRequestTopic *m)
+void OffsetCommitRequest_OffsetCommitRequestTopic_init(struct OffsetCommitRequest_OffsetCommitRequestTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -2484,16 +2456,14 @@ void OffsetCommitRequest_encode(struct obuf *w, int16_t v, const struct OffsetCo
     OffsetCommitRequest_encode_(w, v, m);
 }
 
-static void OffsetCommitResponse_OffsetCommitResponsePartition_init(struct OffsetCommitResponse_OffsetCommitResponsePartition *m);
 static int OffsetCommitResponse_OffsetCommitResponsePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitResponse_OffsetCommitResponsePartition *m);
 static void OffsetCommitResponse_OffsetCommitResponsePartition_encode_(struct obuf *w, int16_t v, const struct OffsetCommitResponse_OffsetCommitResponsePartition *m);
-static void OffsetCommitResponse_OffsetCommitResponseTopic_init(struct OffsetCommitResponse_OffsetCommitResponseTopic *m);
 static int OffsetCommitResponse_OffsetCommitResponseTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitResponse_OffsetCommitResponseTopic *m);
 static void OffsetCommitResponse_OffsetCommitResponseTopic_encode_(struct obuf *w, int16_t v, const struct OffsetCommitResponse_OffsetCommitResponseTopic *m);
 static int OffsetCommitResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitResponse *m);
 static void OffsetCommitResponse_encode_(struct obuf *w, int16_t v, const struct OffsetCommitResponse *m);
 
-static void OffsetCommitResponse_OffsetCommitResponsePartition_init(struct OffsetCommitResponse_OffsetCommitResponsePartition *m)
+void OffsetCommitResponse_OffsetCommitResponsePartition_init(struct OffsetCommitResponse_OffsetCommitResponsePartition *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -2526,7 +2496,7 @@ static void OffsetCommitResponse_OffsetCommitResponsePartition_encode_(struct ob
     }
 }
 
-static void OffsetCommitResponse_OffsetCommitResponseTopic_init(struct OffsetCommitResponse_OffsetCommitResponseTopic *m)
+void OffsetCommitResponse_OffsetCommitResponseTopic_init(struct OffsetCommitResponse_OffsetCommitResponseTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -2635,19 +2605,16 @@ void OffsetCommitResponse_encode(struct obuf *w, int16_t v, const struct OffsetC
     OffsetCommitResponse_encode_(w, v, m);
 }
 
-static void OffsetFetchRequest_OffsetFetchRequestTopic_init(struct OffsetFetchRequest_OffsetFetchRequestTopic *m);
 static int OffsetFetchRequest_OffsetFetchRequestTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchRequest_OffsetFetchRequestTopic *m);
 static void OffsetFetchRequest_OffsetFetchRequestTopic_encode_(struct obuf *w, int16_t v, const struct OffsetFetchRequest_OffsetFetchRequestTopic *m);
-static void OffsetFetchRequest_OffsetFetchRequestTopics_init(struct OffsetFetchRequest_OffsetFetchRequestTopics *m);
 static int OffsetFetchRequest_OffsetFetchRequestTopics_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchRequest_OffsetFetchRequestTopics *m);
 static void OffsetFetchRequest_OffsetFetchRequestTopics_encode_(struct obuf *w, int16_t v, const struct OffsetFetchRequest_OffsetFetchRequestTopics *m);
-static void OffsetFetchRequest_OffsetFetchRequestGroup_init(struct OffsetFetchRequest_OffsetFetchRequestGroup *m);
 static int OffsetFetchRequest_OffsetFetchRequestGroup_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchRequest_OffsetFetchRequestGroup *m);
 static void OffsetFetchRequest_OffsetFetchRequestGroup_encode_(struct obuf *w, int16_t v, const struct OffsetFetchRequest_OffsetFetchRequestGroup *m);
 static int OffsetFetchRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchRequest *m);
 static void OffsetFetchRequest_encode_(struct obuf *w, int16_t v, const struct OffsetFetchRequest *m);
 
-static void OffsetFetchRequest_OffsetFetchRequestTopic_init(struct OffsetFetchRequest_OffsetFetchRequestTopic *m)
+void OffsetFetchRequest_OffsetFetchRequestTopic_init(struct OffsetFetchRequest_OffsetFetchRequestTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -2701,7 +2668,7 @@ static void OffsetFetchRequest_OffsetFetchRequestTopic_encode_(struct obuf *w, i
     }
 }
 
-static void OffsetFetchRequest_OffsetFetchRequestTopics_init(struct OffsetFetchRequest_OffsetFetchRequestTopics *m)
+void OffsetFetchRequest_OffsetFetchRequestTopics_init(struct OffsetFetchRequest_OffsetFetchRequestTopics *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -2755,7 +2722,7 @@ static void OffsetFetchRequest_OffsetFetchRequestTopics_encode_(struct obuf *w, 
     }
 }
 
-static void OffsetFetchRequest_OffsetFetchRequestGroup_init(struct OffsetFetchRequest_OffsetFetchRequestGroup *m)
+void OffsetFetchRequest_OffsetFetchRequestGroup_init(struct OffsetFetchRequest_OffsetFetchRequestGroup *m)
 {
     memset(m, 0, sizeof *m);
     m->MemberId.len = -1;
@@ -2916,25 +2883,20 @@ void OffsetFetchRequest_encode(struct obuf *w, int16_t v, const struct OffsetFet
     OffsetFetchRequest_encode_(w, v, m);
 }
 
-static void OffsetFetchResponse_OffsetFetchResponsePartition_init(struct OffsetFetchResponse_OffsetFetchResponsePartition *m);
 static int OffsetFetchResponse_OffsetFetchResponsePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse_OffsetFetchResponsePartition *m);
 static void OffsetFetchResponse_OffsetFetchResponsePartition_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse_OffsetFetchResponsePartition *m);
-static void OffsetFetchResponse_OffsetFetchResponseTopic_init(struct OffsetFetchResponse_OffsetFetchResponseTopic *m);
 static int OffsetFetchResponse_OffsetFetchResponseTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse_OffsetFetchResponseTopic *m);
 static void OffsetFetchResponse_OffsetFetchResponseTopic_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse_OffsetFetchResponseTopic *m);
-static void OffsetFetchResponse_OffsetFetchResponsePartitions_init(struct OffsetFetchResponse_OffsetFetchResponsePartitions *m);
 static int OffsetFetchResponse_OffsetFetchResponsePartitions_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse_OffsetFetchResponsePartitions *m);
 static void OffsetFetchResponse_OffsetFetchResponsePartitions_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse_OffsetFetchResponsePartitions *m);
-static void OffsetFetchResponse_OffsetFetchResponseTopics_init(struct OffsetFetchResponse_OffsetFetchResponseTopics *m);
 static int OffsetFetchResponse_OffsetFetchResponseTopics_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse_OffsetFetchResponseTopics *m);
 static void OffsetFetchResponse_OffsetFetchResponseTopics_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse_OffsetFetchResponseTopics *m);
-static void OffsetFetchResponse_OffsetFetchResponseGroup_init(struct OffsetFetchResponse_OffsetFetchResponseGroup *m);
 static int OffsetFetchResponse_OffsetFetchResponseGroup_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse_OffsetFetchResponseGroup *m);
 static void OffsetFetchResponse_OffsetFetchResponseGroup_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse_OffsetFetchResponseGroup *m);
 static int OffsetFetchResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse *m);
 static void OffsetFetchResponse_encode_(struct obuf *w, int16_t v, const struct OffsetFetchResponse *m);
 
-static void OffsetFetchResponse_OffsetFetchResponsePartition_init(struct OffsetFetchResponse_OffsetFetchResponsePartition *m)
+void OffsetFetchResponse_OffsetFetchResponsePartition_init(struct OffsetFetchResponse_OffsetFetchResponsePartition *m)
 {
     memset(m, 0, sizeof *m);
     m->CommittedLeaderEpoch = -1;
@@ -2994,7 +2956,7 @@ static void OffsetFetchResponse_OffsetFetchResponsePartition_encode_(struct obuf
     }
 }
 
-static void OffsetFetchResponse_OffsetFetchResponseTopic_init(struct OffsetFetchResponse_OffsetFetchResponseTopic *m)
+void OffsetFetchResponse_OffsetFetchResponseTopic_init(struct OffsetFetchResponse_OffsetFetchResponseTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -3049,7 +3011,7 @@ static void OffsetFetchResponse_OffsetFetchResponseTopic_encode_(struct obuf *w,
     }
 }
 
-static void OffsetFetchResponse_OffsetFetchResponsePartitions_init(struct OffsetFetchResponse_OffsetFetchResponsePartitions *m)
+void OffsetFetchResponse_OffsetFetchResponsePartitions_init(struct OffsetFetchResponse_OffsetFetchResponsePartitions *m)
 {
     memset(m, 0, sizeof *m);
     m->CommittedLeaderEpoch = -1;
@@ -3109,7 +3071,7 @@ static void OffsetFetchResponse_OffsetFetchResponsePartitions_encode_(struct obu
     }
 }
 
-static void OffsetFetchResponse_OffsetFetchResponseTopics_init(struct OffsetFetchResponse_OffsetFetchResponseTopics *m)
+void OffsetFetchResponse_OffsetFetchResponseTopics_init(struct OffsetFetchResponse_OffsetFetchResponseTopics *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -3164,7 +3126,7 @@ static void OffsetFetchResponse_OffsetFetchResponseTopics_encode_(struct obuf *w
     }
 }
 
-static void OffsetFetchResponse_OffsetFetchResponseGroup_init(struct OffsetFetchResponse_OffsetFetchResponseGroup *m)
+void OffsetFetchResponse_OffsetFetchResponseGroup_init(struct OffsetFetchResponse_OffsetFetchResponseGroup *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -3391,13 +3353,12 @@ void FindCoordinatorRequest_encode(struct obuf *w, int16_t v, const struct FindC
     FindCoordinatorRequest_encode_(w, v, m);
 }
 
-static void FindCoordinatorResponse_Coordinator_init(struct FindCoordinatorResponse_Coordinator *m);
 static int FindCoordinatorResponse_Coordinator_decode_(struct kread *r, struct arena *a, int16_t v, struct FindCoordinatorResponse_Coordinator *m);
 static void FindCoordinatorResponse_Coordinator_encode_(struct obuf *w, int16_t v, const struct FindCoordinatorResponse_Coordinator *m);
 static int FindCoordinatorResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct FindCoordinatorResponse *m);
 static void FindCoordinatorResponse_encode_(struct obuf *w, int16_t v, const struct FindCoordinatorResponse *m);
 
-static void FindCoordinatorResponse_Coordinator_init(struct FindCoordinatorResponse_Coordinator *m)
+void FindCoordinatorResponse_Coordinator_init(struct FindCoordinatorResponse_Coordinator *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -3558,13 +3519,12 @@ void FindCoordinatorResponse_encode(struct obuf *w, int16_t v, const struct Find
     FindCoordinatorResponse_encode_(w, v, m);
 }
 
-static void JoinGroupRequest_JoinGroupRequestProtocol_init(struct JoinGroupRequest_JoinGroupRequestProtocol *m);
 static int JoinGroupRequest_JoinGroupRequestProtocol_decode_(struct kread *r, struct arena *a, int16_t v, struct JoinGroupRequest_JoinGroupRequestProtocol *m);
 static void JoinGroupRequest_JoinGroupRequestProtocol_encode_(struct obuf *w, int16_t v, const struct JoinGroupRequest_JoinGroupRequestProtocol *m);
 static int JoinGroupRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct JoinGroupRequest *m);
 static void JoinGroupRequest_encode_(struct obuf *w, int16_t v, const struct JoinGroupRequest *m);
 
-static void JoinGroupRequest_JoinGroupRequestProtocol_init(struct JoinGroupRequest_JoinGroupRequestProtocol *m)
+void JoinGroupRequest_JoinGroupRequestProtocol_init(struct JoinGroupRequest_JoinGroupRequestProtocol *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -3682,13 +3642,12 @@ void JoinGroupRequest_encode(struct obuf *w, int16_t v, const struct JoinGroupRe
     JoinGroupRequest_encode_(w, v, m);
 }
 
-static void JoinGroupResponse_JoinGroupResponseMember_init(struct JoinGroupResponse_JoinGroupResponseMember *m);
 static int JoinGroupResponse_JoinGroupResponseMember_decode_(struct kread *r, struct arena *a, int16_t v, struct JoinGroupResponse_JoinGroupResponseMember *m);
 static void JoinGroupResponse_JoinGroupResponseMember_encode_(struct obuf *w, int16_t v, const struct JoinGroupResponse_JoinGroupResponseMember *m);
 static int JoinGroupResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct JoinGroupResponse *m);
 static void JoinGroupResponse_encode_(struct obuf *w, int16_t v, const struct JoinGroupResponse *m);
 
-static void JoinGroupResponse_JoinGroupResponseMember_init(struct JoinGroupResponse_JoinGroupResponseMember *m)
+void JoinGroupResponse_JoinGroupResponseMember_init(struct JoinGroupResponse_JoinGroupResponseMember *m)
 {
     memset(m, 0, sizeof *m);
     m->GroupInstanceId.len = -1;
@@ -3921,13 +3880,12 @@ void HeartbeatResponse_encode(struct obuf *w, int16_t v, const struct HeartbeatR
     HeartbeatResponse_encode_(w, v, m);
 }
 
-static void LeaveGroupRequest_MemberIdentity_init(struct LeaveGroupRequest_MemberIdentity *m);
 static int LeaveGroupRequest_MemberIdentity_decode_(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupRequest_MemberIdentity *m);
 static void LeaveGroupRequest_MemberIdentity_encode_(struct obuf *w, int16_t v, const struct LeaveGroupRequest_MemberIdentity *m);
 static int LeaveGroupRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupRequest *m);
 static void LeaveGroupRequest_encode_(struct obuf *w, int16_t v, const struct LeaveGroupRequest *m);
 
-static void LeaveGroupRequest_MemberIdentity_init(struct LeaveGroupRequest_MemberIdentity *m)
+void LeaveGroupRequest_MemberIdentity_init(struct LeaveGroupRequest_MemberIdentity *m)
 {
     memset(m, 0, sizeof *m);
     m->GroupInstanceId.len = -1;
@@ -4044,13 +4002,12 @@ void LeaveGroupRequest_encode(struct obuf *w, int16_t v, const struct LeaveGroup
     LeaveGroupRequest_encode_(w, v, m);
 }
 
-static void LeaveGroupResponse_MemberResponse_init(struct LeaveGroupResponse_MemberResponse *m);
 static int LeaveGroupResponse_MemberResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupResponse_MemberResponse *m);
 static void LeaveGroupResponse_MemberResponse_encode_(struct obuf *w, int16_t v, const struct LeaveGroupResponse_MemberResponse *m);
 static int LeaveGroupResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupResponse *m);
 static void LeaveGroupResponse_encode_(struct obuf *w, int16_t v, const struct LeaveGroupResponse *m);
 
-static void LeaveGroupResponse_MemberResponse_init(struct LeaveGroupResponse_MemberResponse *m)
+void LeaveGroupResponse_MemberResponse_init(struct LeaveGroupResponse_MemberResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -4165,13 +4122,12 @@ void LeaveGroupResponse_encode(struct obuf *w, int16_t v, const struct LeaveGrou
     LeaveGroupResponse_encode_(w, v, m);
 }
 
-static void SyncGroupRequest_SyncGroupRequestAssignment_init(struct SyncGroupRequest_SyncGroupRequestAssignment *m);
 static int SyncGroupRequest_SyncGroupRequestAssignment_decode_(struct kread *r, struct arena *a, int16_t v, struct SyncGroupRequest_SyncGroupRequestAssignment *m);
 static void SyncGroupRequest_SyncGroupRequestAssignment_encode_(struct obuf *w, int16_t v, const struct SyncGroupRequest_SyncGroupRequestAssignment *m);
 static int SyncGroupRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct SyncGroupRequest *m);
 static void SyncGroupRequest_encode_(struct obuf *w, int16_t v, const struct SyncGroupRequest *m);
 
-static void SyncGroupRequest_SyncGroupRequestAssignment_init(struct SyncGroupRequest_SyncGroupRequestAssignment *m)
+void SyncGroupRequest_SyncGroupRequestAssignment_init(struct SyncGroupRequest_SyncGroupRequestAssignment *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -4418,16 +4374,14 @@ void DescribeGroupsRequest_encode(struct obuf *w, int16_t v, const struct Descri
     DescribeGroupsRequest_encode_(w, v, m);
 }
 
-static void DescribeGroupsResponse_DescribedGroupMember_init(struct DescribeGroupsResponse_DescribedGroupMember *m);
 static int DescribeGroupsResponse_DescribedGroupMember_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeGroupsResponse_DescribedGroupMember *m);
 static void DescribeGroupsResponse_DescribedGroupMember_encode_(struct obuf *w, int16_t v, const struct DescribeGroupsResponse_DescribedGroupMember *m);
-static void DescribeGroupsResponse_DescribedGroup_init(struct DescribeGroupsResponse_DescribedGroup *m);
 static int DescribeGroupsResponse_DescribedGroup_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeGroupsResponse_DescribedGroup *m);
 static void DescribeGroupsResponse_DescribedGroup_encode_(struct obuf *w, int16_t v, const struct DescribeGroupsResponse_DescribedGroup *m);
 static int DescribeGroupsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeGroupsResponse *m);
 static void DescribeGroupsResponse_encode_(struct obuf *w, int16_t v, const struct DescribeGroupsResponse *m);
 
-static void DescribeGroupsResponse_DescribedGroupMember_init(struct DescribeGroupsResponse_DescribedGroupMember *m)
+void DescribeGroupsResponse_DescribedGroupMember_init(struct DescribeGroupsResponse_DescribedGroupMember *m)
 {
     memset(m, 0, sizeof *m);
     m->GroupInstanceId.len = -1;
@@ -4473,7 +4427,7 @@ static void DescribeGroupsResponse_DescribedGroupMember_encode_(struct obuf *w, 
     }
 }
 
-static void DescribeGroupsResponse_DescribedGroup_init(struct DescribeGroupsResponse_DescribedGroup *m)
+void DescribeGroupsResponse_DescribedGroup_init(struct DescribeGroupsResponse_DescribedGroup *m)
 {
     memset(m, 0, sizeof *m);
     m->AuthorizedOperations = -2147483648;
@@ -4678,13 +4632,12 @@ void ListGroupsRequest_encode(struct obuf *w, int16_t v, const struct ListGroups
     ListGroupsRequest_encode_(w, v, m);
 }
 
-static void ListGroupsResponse_ListedGroup_init(struct ListGroupsResponse_ListedGroup *m);
 static int ListGroupsResponse_ListedGroup_decode_(struct kread *r, struct arena *a, int16_t v, struct ListGroupsResponse_ListedGroup *m);
 static void ListGroupsResponse_ListedGroup_encode_(struct obuf *w, int16_t v, const struct ListGroupsResponse_ListedGroup *m);
 static int ListGroupsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListGroupsResponse *m);
 static void ListGroupsResponse_encode_(struct obuf *w, int16_t v, const struct ListGroupsResponse *m);
 
-static void ListGroupsResponse_ListedGroup_init(struct ListGroupsResponse_ListedGroup *m)
+void ListGroupsResponse_ListedGroup_init(struct ListGroupsResponse_ListedGroup *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -4953,19 +4906,16 @@ void ApiVersionsRequest_encode(struct obuf *w, int16_t v, const struct ApiVersio
     ApiVersionsRequest_encode_(w, v, m);
 }
 
-static void ApiVersionsResponse_ApiVersion_init(struct ApiVersionsResponse_ApiVersion *m);
 static int ApiVersionsResponse_ApiVersion_decode_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse_ApiVersion *m);
 static void ApiVersionsResponse_ApiVersion_encode_(struct obuf *w, int16_t v, const struct ApiVersionsResponse_ApiVersion *m);
-static void ApiVersionsResponse_SupportedFeatureKey_init(struct ApiVersionsResponse_SupportedFeatureKey *m);
 static int ApiVersionsResponse_SupportedFeatureKey_decode_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse_SupportedFeatureKey *m);
 static void ApiVersionsResponse_SupportedFeatureKey_encode_(struct obuf *w, int16_t v, const struct ApiVersionsResponse_SupportedFeatureKey *m);
-static void ApiVersionsResponse_FinalizedFeatureKey_init(struct ApiVersionsResponse_FinalizedFeatureKey *m);
 static int ApiVersionsResponse_FinalizedFeatureKey_decode_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse_FinalizedFeatureKey *m);
 static void ApiVersionsResponse_FinalizedFeatureKey_encode_(struct obuf *w, int16_t v, const struct ApiVersionsResponse_FinalizedFeatureKey *m);
 static int ApiVersionsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m);
 static void ApiVersionsResponse_encode_(struct obuf *w, int16_t v, const struct ApiVersionsResponse *m);
 
-static void ApiVersionsResponse_ApiVersion_init(struct ApiVersionsResponse_ApiVersion *m)
+void ApiVersionsResponse_ApiVersion_init(struct ApiVersionsResponse_ApiVersion *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5000,7 +4950,7 @@ static void ApiVersionsResponse_ApiVersion_encode_(struct obuf *w, int16_t v, co
     }
 }
 
-static void ApiVersionsResponse_SupportedFeatureKey_init(struct ApiVersionsResponse_SupportedFeatureKey *m)
+void ApiVersionsResponse_SupportedFeatureKey_init(struct ApiVersionsResponse_SupportedFeatureKey *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5047,7 +4997,7 @@ static void ApiVersionsResponse_SupportedFeatureKey_encode_(struct obuf *w, int1
     }
 }
 
-static void ApiVersionsResponse_FinalizedFeatureKey_init(struct ApiVersionsResponse_FinalizedFeatureKey *m)
+void ApiVersionsResponse_FinalizedFeatureKey_init(struct ApiVersionsResponse_FinalizedFeatureKey *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5246,19 +5196,16 @@ void ApiVersionsResponse_encode(struct obuf *w, int16_t v, const struct ApiVersi
     ApiVersionsResponse_encode_(w, v, m);
 }
 
-static void CreateTopicsRequest_CreatableReplicaAssignment_init(struct CreateTopicsRequest_CreatableReplicaAssignment *m);
 static int CreateTopicsRequest_CreatableReplicaAssignment_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsRequest_CreatableReplicaAssignment *m);
 static void CreateTopicsRequest_CreatableReplicaAssignment_encode_(struct obuf *w, int16_t v, const struct CreateTopicsRequest_CreatableReplicaAssignment *m);
-static void CreateTopicsRequest_CreateableTopicConfig_init(struct CreateTopicsRequest_CreateableTopicConfig *m);
 static int CreateTopicsRequest_CreateableTopicConfig_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsRequest_CreateableTopicConfig *m);
 static void CreateTopicsRequest_CreateableTopicConfig_encode_(struct obuf *w, int16_t v, const struct CreateTopicsRequest_CreateableTopicConfig *m);
-static void CreateTopicsRequest_CreatableTopic_init(struct CreateTopicsRequest_CreatableTopic *m);
 static int CreateTopicsRequest_CreatableTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsRequest_CreatableTopic *m);
 static void CreateTopicsRequest_CreatableTopic_encode_(struct obuf *w, int16_t v, const struct CreateTopicsRequest_CreatableTopic *m);
 static int CreateTopicsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsRequest *m);
 static void CreateTopicsRequest_encode_(struct obuf *w, int16_t v, const struct CreateTopicsRequest *m);
 
-static void CreateTopicsRequest_CreatableReplicaAssignment_init(struct CreateTopicsRequest_CreatableReplicaAssignment *m)
+void CreateTopicsRequest_CreatableReplicaAssignment_init(struct CreateTopicsRequest_CreatableReplicaAssignment *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5304,7 +5251,7 @@ static void CreateTopicsRequest_CreatableReplicaAssignment_encode_(struct obuf *
     }
 }
 
-static void CreateTopicsRequest_CreateableTopicConfig_init(struct CreateTopicsRequest_CreateableTopicConfig *m)
+void CreateTopicsRequest_CreateableTopicConfig_init(struct CreateTopicsRequest_CreateableTopicConfig *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5337,7 +5284,7 @@ static void CreateTopicsRequest_CreateableTopicConfig_encode_(struct obuf *w, in
     }
 }
 
-static void CreateTopicsRequest_CreatableTopic_init(struct CreateTopicsRequest_CreatableTopic *m)
+void CreateTopicsRequest_CreatableTopic_init(struct CreateTopicsRequest_CreatableTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5469,16 +5416,14 @@ void CreateTopicsRequest_encode(struct obuf *w, int16_t v, const struct CreateTo
     CreateTopicsRequest_encode_(w, v, m);
 }
 
-static void CreateTopicsResponse_CreatableTopicConfigs_init(struct CreateTopicsResponse_CreatableTopicConfigs *m);
 static int CreateTopicsResponse_CreatableTopicConfigs_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse_CreatableTopicConfigs *m);
 static void CreateTopicsResponse_CreatableTopicConfigs_encode_(struct obuf *w, int16_t v, const struct CreateTopicsResponse_CreatableTopicConfigs *m);
-static void CreateTopicsResponse_CreatableTopicResult_init(struct CreateTopicsResponse_CreatableTopicResult *m);
 static int CreateTopicsResponse_CreatableTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse_CreatableTopicResult *m);
 static void CreateTopicsResponse_CreatableTopicResult_encode_(struct obuf *w, int16_t v, const struct CreateTopicsResponse_CreatableTopicResult *m);
 static int CreateTopicsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse *m);
 static void CreateTopicsResponse_encode_(struct obuf *w, int16_t v, const struct CreateTopicsResponse *m);
 
-static void CreateTopicsResponse_CreatableTopicConfigs_init(struct CreateTopicsResponse_CreatableTopicConfigs *m)
+void CreateTopicsResponse_CreatableTopicConfigs_init(struct CreateTopicsResponse_CreatableTopicConfigs *m)
 {
     memset(m, 0, sizeof *m);
     m->ConfigSource = -1;
@@ -5538,7 +5483,7 @@ static void CreateTopicsResponse_CreatableTopicConfigs_encode_(struct obuf *w, i
     }
 }
 
-static void CreateTopicsResponse_CreatableTopicResult_init(struct CreateTopicsResponse_CreatableTopicResult *m)
+void CreateTopicsResponse_CreatableTopicResult_init(struct CreateTopicsResponse_CreatableTopicResult *m)
 {
     memset(m, 0, sizeof *m);
     m->NumPartitions = -1;
@@ -5696,13 +5641,12 @@ void CreateTopicsResponse_encode(struct obuf *w, int16_t v, const struct CreateT
     CreateTopicsResponse_encode_(w, v, m);
 }
 
-static void DeleteTopicsRequest_DeleteTopicState_init(struct DeleteTopicsRequest_DeleteTopicState *m);
 static int DeleteTopicsRequest_DeleteTopicState_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsRequest_DeleteTopicState *m);
 static void DeleteTopicsRequest_DeleteTopicState_encode_(struct obuf *w, int16_t v, const struct DeleteTopicsRequest_DeleteTopicState *m);
 static int DeleteTopicsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsRequest *m);
 static void DeleteTopicsRequest_encode_(struct obuf *w, int16_t v, const struct DeleteTopicsRequest *m);
 
-static void DeleteTopicsRequest_DeleteTopicState_init(struct DeleteTopicsRequest_DeleteTopicState *m)
+void DeleteTopicsRequest_DeleteTopicState_init(struct DeleteTopicsRequest_DeleteTopicState *m)
 {
     memset(m, 0, sizeof *m);
     m->Name.len = -1;
@@ -5825,13 +5769,12 @@ void DeleteTopicsRequest_encode(struct obuf *w, int16_t v, const struct DeleteTo
     DeleteTopicsRequest_encode_(w, v, m);
 }
 
-static void DeleteTopicsResponse_DeletableTopicResult_init(struct DeleteTopicsResponse_DeletableTopicResult *m);
 static int DeleteTopicsResponse_DeletableTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsResponse_DeletableTopicResult *m);
 static void DeleteTopicsResponse_DeletableTopicResult_encode_(struct obuf *w, int16_t v, const struct DeleteTopicsResponse_DeletableTopicResult *m);
 static int DeleteTopicsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsResponse *m);
 static void DeleteTopicsResponse_encode_(struct obuf *w, int16_t v, const struct DeleteTopicsResponse *m);
 
-static void DeleteTopicsResponse_DeletableTopicResult_init(struct DeleteTopicsResponse_DeletableTopicResult *m)
+void DeleteTopicsResponse_DeletableTopicResult_init(struct DeleteTopicsResponse_DeletableTopicResult *m)
 {
     memset(m, 0, sizeof *m);
     m->ErrorMessage.len = -1;
@@ -5939,16 +5882,14 @@ void DeleteTopicsResponse_encode(struct obuf *w, int16_t v, const struct DeleteT
     DeleteTopicsResponse_encode_(w, v, m);
 }
 
-static void DeleteRecordsRequest_DeleteRecordsPartition_init(struct DeleteRecordsRequest_DeleteRecordsPartition *m);
 static int DeleteRecordsRequest_DeleteRecordsPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsRequest_DeleteRecordsPartition *m);
 static void DeleteRecordsRequest_DeleteRecordsPartition_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsRequest_DeleteRecordsPartition *m);
-static void DeleteRecordsRequest_DeleteRecordsTopic_init(struct DeleteRecordsRequest_DeleteRecordsTopic *m);
 static int DeleteRecordsRequest_DeleteRecordsTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsRequest_DeleteRecordsTopic *m);
 static void DeleteRecordsRequest_DeleteRecordsTopic_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsRequest_DeleteRecordsTopic *m);
 static int DeleteRecordsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsRequest *m);
 static void DeleteRecordsRequest_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsRequest *m);
 
-static void DeleteRecordsRequest_DeleteRecordsPartition_init(struct DeleteRecordsRequest_DeleteRecordsPartition *m)
+void DeleteRecordsRequest_DeleteRecordsPartition_init(struct DeleteRecordsRequest_DeleteRecordsPartition *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -5981,7 +5922,7 @@ static void DeleteRecordsRequest_DeleteRecordsPartition_encode_(struct obuf *w, 
     }
 }
 
-static void DeleteRecordsRequest_DeleteRecordsTopic_init(struct DeleteRecordsRequest_DeleteRecordsTopic *m)
+void DeleteRecordsRequest_DeleteRecordsTopic_init(struct DeleteRecordsRequest_DeleteRecordsTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6086,16 +6027,14 @@ void DeleteRecordsRequest_encode(struct obuf *w, int16_t v, const struct DeleteR
     DeleteRecordsRequest_encode_(w, v, m);
 }
 
-static void DeleteRecordsResponse_DeleteRecordsPartitionResult_init(struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m);
 static int DeleteRecordsResponse_DeleteRecordsPartitionResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m);
 static void DeleteRecordsResponse_DeleteRecordsPartitionResult_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m);
-static void DeleteRecordsResponse_DeleteRecordsTopicResult_init(struct DeleteRecordsResponse_DeleteRecordsTopicResult *m);
 static int DeleteRecordsResponse_DeleteRecordsTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsResponse_DeleteRecordsTopicResult *m);
 static void DeleteRecordsResponse_DeleteRecordsTopicResult_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsResponse_DeleteRecordsTopicResult *m);
 static int DeleteRecordsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsResponse *m);
 static void DeleteRecordsResponse_encode_(struct obuf *w, int16_t v, const struct DeleteRecordsResponse *m);
 
-static void DeleteRecordsResponse_DeleteRecordsPartitionResult_init(struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m)
+void DeleteRecordsResponse_DeleteRecordsPartitionResult_init(struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6130,7 +6069,7 @@ static void DeleteRecordsResponse_DeleteRecordsPartitionResult_encode_(struct ob
     }
 }
 
-static void DeleteRecordsResponse_DeleteRecordsTopicResult_init(struct DeleteRecordsResponse_DeleteRecordsTopicResult *m)
+void DeleteRecordsResponse_DeleteRecordsTopicResult_init(struct DeleteRecordsResponse_DeleteRecordsTopicResult *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6348,16 +6287,14 @@ void InitProducerIdResponse_encode(struct obuf *w, int16_t v, const struct InitP
     InitProducerIdResponse_encode_(w, v, m);
 }
 
-static void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m);
 static int OffsetForLeaderEpochRequest_OffsetForLeaderPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m);
 static void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m);
-static void OffsetForLeaderEpochRequest_OffsetForLeaderTopic_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m);
 static int OffsetForLeaderEpochRequest_OffsetForLeaderTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m);
 static void OffsetForLeaderEpochRequest_OffsetForLeaderTopic_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m);
 static int OffsetForLeaderEpochRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochRequest *m);
 static void OffsetForLeaderEpochRequest_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochRequest *m);
 
-static void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m)
+void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m)
 {
     memset(m, 0, sizeof *m);
     m->CurrentLeaderEpoch = -1;
@@ -6397,7 +6334,7 @@ static void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_encode_(struct 
     }
 }
 
-static void OffsetForLeaderEpochRequest_OffsetForLeaderTopic_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m)
+void OffsetForLeaderEpochRequest_OffsetForLeaderTopic_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6507,16 +6444,14 @@ void OffsetForLeaderEpochRequest_encode(struct obuf *w, int16_t v, const struct 
     OffsetForLeaderEpochRequest_encode_(w, v, m);
 }
 
-static void OffsetForLeaderEpochResponse_EpochEndOffset_init(struct OffsetForLeaderEpochResponse_EpochEndOffset *m);
 static int OffsetForLeaderEpochResponse_EpochEndOffset_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochResponse_EpochEndOffset *m);
 static void OffsetForLeaderEpochResponse_EpochEndOffset_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochResponse_EpochEndOffset *m);
-static void OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_init(struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m);
 static int OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m);
 static void OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m);
 static int OffsetForLeaderEpochResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochResponse *m);
 static void OffsetForLeaderEpochResponse_encode_(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochResponse *m);
 
-static void OffsetForLeaderEpochResponse_EpochEndOffset_init(struct OffsetForLeaderEpochResponse_EpochEndOffset *m)
+void OffsetForLeaderEpochResponse_EpochEndOffset_init(struct OffsetForLeaderEpochResponse_EpochEndOffset *m)
 {
     memset(m, 0, sizeof *m);
     m->LeaderEpoch = -1;
@@ -6559,7 +6494,7 @@ static void OffsetForLeaderEpochResponse_EpochEndOffset_encode_(struct obuf *w, 
     }
 }
 
-static void OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_init(struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m)
+void OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_init(struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6668,13 +6603,12 @@ void OffsetForLeaderEpochResponse_encode(struct obuf *w, int16_t v, const struct
     OffsetForLeaderEpochResponse_encode_(w, v, m);
 }
 
-static void DescribeConfigsRequest_DescribeConfigsResource_init(struct DescribeConfigsRequest_DescribeConfigsResource *m);
 static int DescribeConfigsRequest_DescribeConfigsResource_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsRequest_DescribeConfigsResource *m);
 static void DescribeConfigsRequest_DescribeConfigsResource_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsRequest_DescribeConfigsResource *m);
 static int DescribeConfigsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsRequest *m);
 static void DescribeConfigsRequest_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsRequest *m);
 
-static void DescribeConfigsRequest_DescribeConfigsResource_init(struct DescribeConfigsRequest_DescribeConfigsResource *m)
+void DescribeConfigsRequest_DescribeConfigsResource_init(struct DescribeConfigsRequest_DescribeConfigsResource *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6790,19 +6724,16 @@ void DescribeConfigsRequest_encode(struct obuf *w, int16_t v, const struct Descr
     DescribeConfigsRequest_encode_(w, v, m);
 }
 
-static void DescribeConfigsResponse_DescribeConfigsSynonym_init(struct DescribeConfigsResponse_DescribeConfigsSynonym *m);
 static int DescribeConfigsResponse_DescribeConfigsSynonym_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsResponse_DescribeConfigsSynonym *m);
 static void DescribeConfigsResponse_DescribeConfigsSynonym_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsResponse_DescribeConfigsSynonym *m);
-static void DescribeConfigsResponse_DescribeConfigsResourceResult_init(struct DescribeConfigsResponse_DescribeConfigsResourceResult *m);
 static int DescribeConfigsResponse_DescribeConfigsResourceResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsResponse_DescribeConfigsResourceResult *m);
 static void DescribeConfigsResponse_DescribeConfigsResourceResult_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsResponse_DescribeConfigsResourceResult *m);
-static void DescribeConfigsResponse_DescribeConfigsResult_init(struct DescribeConfigsResponse_DescribeConfigsResult *m);
 static int DescribeConfigsResponse_DescribeConfigsResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsResponse_DescribeConfigsResult *m);
 static void DescribeConfigsResponse_DescribeConfigsResult_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsResponse_DescribeConfigsResult *m);
 static int DescribeConfigsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsResponse *m);
 static void DescribeConfigsResponse_encode_(struct obuf *w, int16_t v, const struct DescribeConfigsResponse *m);
 
-static void DescribeConfigsResponse_DescribeConfigsSynonym_init(struct DescribeConfigsResponse_DescribeConfigsSynonym *m)
+void DescribeConfigsResponse_DescribeConfigsSynonym_init(struct DescribeConfigsResponse_DescribeConfigsSynonym *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -6849,7 +6780,7 @@ static void DescribeConfigsResponse_DescribeConfigsSynonym_encode_(struct obuf *
     }
 }
 
-static void DescribeConfigsResponse_DescribeConfigsResourceResult_init(struct DescribeConfigsResponse_DescribeConfigsResourceResult *m)
+void DescribeConfigsResponse_DescribeConfigsResourceResult_init(struct DescribeConfigsResponse_DescribeConfigsResourceResult *m)
 {
     memset(m, 0, sizeof *m);
     m->ConfigSource = -1;
@@ -6931,7 +6862,7 @@ static void DescribeConfigsResponse_DescribeConfigsResourceResult_encode_(struct
     }
 }
 
-static void DescribeConfigsResponse_DescribeConfigsResult_init(struct DescribeConfigsResponse_DescribeConfigsResult *m)
+void DescribeConfigsResponse_DescribeConfigsResult_init(struct DescribeConfigsResponse_DescribeConfigsResult *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7042,16 +6973,14 @@ void DescribeConfigsResponse_encode(struct obuf *w, int16_t v, const struct Desc
     DescribeConfigsResponse_encode_(w, v, m);
 }
 
-static void AlterConfigsRequest_AlterableConfig_init(struct AlterConfigsRequest_AlterableConfig *m);
 static int AlterConfigsRequest_AlterableConfig_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsRequest_AlterableConfig *m);
 static void AlterConfigsRequest_AlterableConfig_encode_(struct obuf *w, int16_t v, const struct AlterConfigsRequest_AlterableConfig *m);
-static void AlterConfigsRequest_AlterConfigsResource_init(struct AlterConfigsRequest_AlterConfigsResource *m);
 static int AlterConfigsRequest_AlterConfigsResource_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsRequest_AlterConfigsResource *m);
 static void AlterConfigsRequest_AlterConfigsResource_encode_(struct obuf *w, int16_t v, const struct AlterConfigsRequest_AlterConfigsResource *m);
 static int AlterConfigsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsRequest *m);
 static void AlterConfigsRequest_encode_(struct obuf *w, int16_t v, const struct AlterConfigsRequest *m);
 
-static void AlterConfigsRequest_AlterableConfig_init(struct AlterConfigsRequest_AlterableConfig *m)
+void AlterConfigsRequest_AlterableConfig_init(struct AlterConfigsRequest_AlterableConfig *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7084,7 +7013,7 @@ static void AlterConfigsRequest_AlterableConfig_encode_(struct obuf *w, int16_t 
     }
 }
 
-static void AlterConfigsRequest_AlterConfigsResource_init(struct AlterConfigsRequest_AlterConfigsResource *m)
+void AlterConfigsRequest_AlterConfigsResource_init(struct AlterConfigsRequest_AlterConfigsResource *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7191,13 +7120,12 @@ void AlterConfigsRequest_encode(struct obuf *w, int16_t v, const struct AlterCon
     AlterConfigsRequest_encode_(w, v, m);
 }
 
-static void AlterConfigsResponse_AlterConfigsResourceResponse_init(struct AlterConfigsResponse_AlterConfigsResourceResponse *m);
 static int AlterConfigsResponse_AlterConfigsResourceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsResponse_AlterConfigsResourceResponse *m);
 static void AlterConfigsResponse_AlterConfigsResourceResponse_encode_(struct obuf *w, int16_t v, const struct AlterConfigsResponse_AlterConfigsResourceResponse *m);
 static int AlterConfigsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsResponse *m);
 static void AlterConfigsResponse_encode_(struct obuf *w, int16_t v, const struct AlterConfigsResponse *m);
 
-static void AlterConfigsResponse_AlterConfigsResourceResponse_init(struct AlterConfigsResponse_AlterConfigsResourceResponse *m)
+void AlterConfigsResponse_AlterConfigsResourceResponse_init(struct AlterConfigsResponse_AlterConfigsResourceResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7392,16 +7320,14 @@ void SaslAuthenticateResponse_encode(struct obuf *w, int16_t v, const struct Sas
     SaslAuthenticateResponse_encode_(w, v, m);
 }
 
-static void CreatePartitionsRequest_CreatePartitionsAssignment_init(struct CreatePartitionsRequest_CreatePartitionsAssignment *m);
 static int CreatePartitionsRequest_CreatePartitionsAssignment_decode_(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsRequest_CreatePartitionsAssignment *m);
 static void CreatePartitionsRequest_CreatePartitionsAssignment_encode_(struct obuf *w, int16_t v, const struct CreatePartitionsRequest_CreatePartitionsAssignment *m);
-static void CreatePartitionsRequest_CreatePartitionsTopic_init(struct CreatePartitionsRequest_CreatePartitionsTopic *m);
 static int CreatePartitionsRequest_CreatePartitionsTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsRequest_CreatePartitionsTopic *m);
 static void CreatePartitionsRequest_CreatePartitionsTopic_encode_(struct obuf *w, int16_t v, const struct CreatePartitionsRequest_CreatePartitionsTopic *m);
 static int CreatePartitionsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsRequest *m);
 static void CreatePartitionsRequest_encode_(struct obuf *w, int16_t v, const struct CreatePartitionsRequest *m);
 
-static void CreatePartitionsRequest_CreatePartitionsAssignment_init(struct CreatePartitionsRequest_CreatePartitionsAssignment *m)
+void CreatePartitionsRequest_CreatePartitionsAssignment_init(struct CreatePartitionsRequest_CreatePartitionsAssignment *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7445,7 +7371,7 @@ static void CreatePartitionsRequest_CreatePartitionsAssignment_encode_(struct ob
     }
 }
 
-static void CreatePartitionsRequest_CreatePartitionsTopic_init(struct CreatePartitionsRequest_CreatePartitionsTopic *m)
+void CreatePartitionsRequest_CreatePartitionsTopic_init(struct CreatePartitionsRequest_CreatePartitionsTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7554,13 +7480,12 @@ void CreatePartitionsRequest_encode(struct obuf *w, int16_t v, const struct Crea
     CreatePartitionsRequest_encode_(w, v, m);
 }
 
-static void CreatePartitionsResponse_CreatePartitionsTopicResult_init(struct CreatePartitionsResponse_CreatePartitionsTopicResult *m);
 static int CreatePartitionsResponse_CreatePartitionsTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsResponse_CreatePartitionsTopicResult *m);
 static void CreatePartitionsResponse_CreatePartitionsTopicResult_encode_(struct obuf *w, int16_t v, const struct CreatePartitionsResponse_CreatePartitionsTopicResult *m);
 static int CreatePartitionsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsResponse *m);
 static void CreatePartitionsResponse_encode_(struct obuf *w, int16_t v, const struct CreatePartitionsResponse *m);
 
-static void CreatePartitionsResponse_CreatePartitionsTopicResult_init(struct CreatePartitionsResponse_CreatePartitionsTopicResult *m)
+void CreatePartitionsResponse_CreatePartitionsTopicResult_init(struct CreatePartitionsResponse_CreatePartitionsTopicResult *m)
 {
     memset(m, 0, sizeof *m);
     m->ErrorMessage.len = -1;
@@ -7712,13 +7637,12 @@ void DeleteGroupsRequest_encode(struct obuf *w, int16_t v, const struct DeleteGr
     DeleteGroupsRequest_encode_(w, v, m);
 }
 
-static void DeleteGroupsResponse_DeletableGroupResult_init(struct DeleteGroupsResponse_DeletableGroupResult *m);
 static int DeleteGroupsResponse_DeletableGroupResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteGroupsResponse_DeletableGroupResult *m);
 static void DeleteGroupsResponse_DeletableGroupResult_encode_(struct obuf *w, int16_t v, const struct DeleteGroupsResponse_DeletableGroupResult *m);
 static int DeleteGroupsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DeleteGroupsResponse *m);
 static void DeleteGroupsResponse_encode_(struct obuf *w, int16_t v, const struct DeleteGroupsResponse *m);
 
-static void DeleteGroupsResponse_DeletableGroupResult_init(struct DeleteGroupsResponse_DeletableGroupResult *m)
+void DeleteGroupsResponse_DeletableGroupResult_init(struct DeleteGroupsResponse_DeletableGroupResult *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7809,16 +7733,14 @@ void DeleteGroupsResponse_encode(struct obuf *w, int16_t v, const struct DeleteG
     DeleteGroupsResponse_encode_(w, v, m);
 }
 
-static void IncrementalAlterConfigsRequest_AlterableConfig_init(struct IncrementalAlterConfigsRequest_AlterableConfig *m);
 static int IncrementalAlterConfigsRequest_AlterableConfig_decode_(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsRequest_AlterableConfig *m);
 static void IncrementalAlterConfigsRequest_AlterableConfig_encode_(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsRequest_AlterableConfig *m);
-static void IncrementalAlterConfigsRequest_AlterConfigsResource_init(struct IncrementalAlterConfigsRequest_AlterConfigsResource *m);
 static int IncrementalAlterConfigsRequest_AlterConfigsResource_decode_(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsRequest_AlterConfigsResource *m);
 static void IncrementalAlterConfigsRequest_AlterConfigsResource_encode_(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsRequest_AlterConfigsResource *m);
 static int IncrementalAlterConfigsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsRequest *m);
 static void IncrementalAlterConfigsRequest_encode_(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsRequest *m);
 
-static void IncrementalAlterConfigsRequest_AlterableConfig_init(struct IncrementalAlterConfigsRequest_AlterableConfig *m)
+void IncrementalAlterConfigsRequest_AlterableConfig_init(struct IncrementalAlterConfigsRequest_AlterableConfig *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7853,7 +7775,7 @@ static void IncrementalAlterConfigsRequest_AlterableConfig_encode_(struct obuf *
     }
 }
 
-static void IncrementalAlterConfigsRequest_AlterConfigsResource_init(struct IncrementalAlterConfigsRequest_AlterConfigsResource *m)
+void IncrementalAlterConfigsRequest_AlterConfigsResource_init(struct IncrementalAlterConfigsRequest_AlterConfigsResource *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -7960,13 +7882,12 @@ void IncrementalAlterConfigsRequest_encode(struct obuf *w, int16_t v, const stru
     IncrementalAlterConfigsRequest_encode_(w, v, m);
 }
 
-static void IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init(struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m);
 static int IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m);
 static void IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_encode_(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m);
 static int IncrementalAlterConfigsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsResponse *m);
 static void IncrementalAlterConfigsResponse_encode_(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsResponse *m);
 
-static void IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init(struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m)
+void IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init(struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -8061,16 +7982,14 @@ void IncrementalAlterConfigsResponse_encode(struct obuf *w, int16_t v, const str
     IncrementalAlterConfigsResponse_encode_(w, v, m);
 }
 
-static void OffsetDeleteRequest_OffsetDeleteRequestPartition_init(struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m);
 static int OffsetDeleteRequest_OffsetDeleteRequestPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m);
 static void OffsetDeleteRequest_OffsetDeleteRequestPartition_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m);
-static void OffsetDeleteRequest_OffsetDeleteRequestTopic_init(struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m);
 static int OffsetDeleteRequest_OffsetDeleteRequestTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m);
 static void OffsetDeleteRequest_OffsetDeleteRequestTopic_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m);
 static int OffsetDeleteRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteRequest *m);
 static void OffsetDeleteRequest_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteRequest *m);
 
-static void OffsetDeleteRequest_OffsetDeleteRequestPartition_init(struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m)
+void OffsetDeleteRequest_OffsetDeleteRequestPartition_init(struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -8101,7 +8020,7 @@ static void OffsetDeleteRequest_OffsetDeleteRequestPartition_encode_(struct obuf
     }
 }
 
-static void OffsetDeleteRequest_OffsetDeleteRequestTopic_init(struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m)
+void OffsetDeleteRequest_OffsetDeleteRequestTopic_init(struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -8206,16 +8125,14 @@ void OffsetDeleteRequest_encode(struct obuf *w, int16_t v, const struct OffsetDe
     OffsetDeleteRequest_encode_(w, v, m);
 }
 
-static void OffsetDeleteResponse_OffsetDeleteResponsePartition_init(struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m);
 static int OffsetDeleteResponse_OffsetDeleteResponsePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m);
 static void OffsetDeleteResponse_OffsetDeleteResponsePartition_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m);
-static void OffsetDeleteResponse_OffsetDeleteResponseTopic_init(struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m);
 static int OffsetDeleteResponse_OffsetDeleteResponseTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m);
 static void OffsetDeleteResponse_OffsetDeleteResponseTopic_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m);
 static int OffsetDeleteResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteResponse *m);
 static void OffsetDeleteResponse_encode_(struct obuf *w, int16_t v, const struct OffsetDeleteResponse *m);
 
-static void OffsetDeleteResponse_OffsetDeleteResponsePartition_init(struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m)
+void OffsetDeleteResponse_OffsetDeleteResponsePartition_init(struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -8248,7 +8165,7 @@ static void OffsetDeleteResponse_OffsetDeleteResponsePartition_encode_(struct ob
     }
 }
 
-static void OffsetDeleteResponse_OffsetDeleteResponseTopic_init(struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m)
+void OffsetDeleteResponse_OffsetDeleteResponseTopic_init(struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m)
 {
     memset(m, 0, sizeof *m);
 }
@@ -8407,13 +8324,12 @@ void DescribeClusterRequest_encode(struct obuf *w, int16_t v, const struct Descr
     DescribeClusterRequest_encode_(w, v, m);
 }
 
-static void DescribeClusterResponse_DescribeClusterBroker_init(struct DescribeClusterResponse_DescribeClusterBroker *m);
 static int DescribeClusterResponse_DescribeClusterBroker_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeClusterResponse_DescribeClusterBroker *m);
 static void DescribeClusterResponse_DescribeClusterBroker_encode_(struct obuf *w, int16_t v, const struct DescribeClusterResponse_DescribeClusterBroker *m);
 static int DescribeClusterResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeClusterResponse *m);
 static void DescribeClusterResponse_encode_(struct obuf *w, int16_t v, const struct DescribeClusterResponse *m);
 
-static void DescribeClusterResponse_DescribeClusterBroker_init(struct DescribeClusterResponse_DescribeClusterBroker *m)
+void DescribeClusterResponse_DescribeClusterBroker_init(struct DescribeClusterResponse_DescribeClusterBroker *m)
 {
     memset(m, 0, sizeof *m);
     m->Rack.len = -1;

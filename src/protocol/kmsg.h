@@ -68,6 +68,8 @@ struct ProduceRequest {
     struct { int32_t count; struct ProduceRequest_TopicProduceData *items; } TopicData;
 };
 
+void ProduceRequest_PartitionProduceData_init(struct ProduceRequest_PartitionProduceData *m);
+void ProduceRequest_TopicProduceData_init(struct ProduceRequest_TopicProduceData *m);
 void ProduceRequest_init(struct ProduceRequest *m);
 int ProduceRequest_decode(struct kread *r, struct arena *a, int16_t v, struct ProduceRequest *m);
 void ProduceRequest_encode(struct obuf *w, int16_t v, const struct ProduceRequest *m);
@@ -112,6 +114,11 @@ struct ProduceResponse {
     struct { int32_t count; struct ProduceResponse_NodeEndpoint *items; } NodeEndpoints;
 };
 
+void ProduceResponse_BatchIndexAndErrorMessage_init(struct ProduceResponse_BatchIndexAndErrorMessage *m);
+void ProduceResponse_LeaderIdAndEpoch_init(struct ProduceResponse_LeaderIdAndEpoch *m);
+void ProduceResponse_PartitionProduceResponse_init(struct ProduceResponse_PartitionProduceResponse *m);
+void ProduceResponse_TopicProduceResponse_init(struct ProduceResponse_TopicProduceResponse *m);
+void ProduceResponse_NodeEndpoint_init(struct ProduceResponse_NodeEndpoint *m);
 void ProduceResponse_init(struct ProduceResponse *m);
 int ProduceResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse *m);
 void ProduceResponse_encode(struct obuf *w, int16_t v, const struct ProduceResponse *m);
@@ -158,6 +165,10 @@ struct FetchRequest {
     kstr RackId;
 };
 
+void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *m);
+void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *m);
+void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *m);
+void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *m);
 void FetchRequest_init(struct FetchRequest *m);
 int FetchRequest_decode(struct kread *r, struct arena *a, int16_t v, struct FetchRequest *m);
 void FetchRequest_encode(struct obuf *w, int16_t v, const struct FetchRequest *m);
@@ -220,6 +231,13 @@ struct FetchResponse {
     struct { int32_t count; struct FetchResponse_NodeEndpoint *items; } NodeEndpoints;
 };
 
+void FetchResponse_EpochEndOffset_init(struct FetchResponse_EpochEndOffset *m);
+void FetchResponse_LeaderIdAndEpoch_init(struct FetchResponse_LeaderIdAndEpoch *m);
+void FetchResponse_SnapshotId_init(struct FetchResponse_SnapshotId *m);
+void FetchResponse_AbortedTransaction_init(struct FetchResponse_AbortedTransaction *m);
+void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *m);
+void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *m);
+void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *m);
 void FetchResponse_init(struct FetchResponse *m);
 int FetchResponse_decode(struct kread *r, struct arena *a, int16_t v, struct FetchResponse *m);
 void FetchResponse_encode(struct obuf *w, int16_t v, const struct FetchResponse *m);
@@ -242,6 +260,8 @@ struct ListOffsetsRequest {
     struct { int32_t count; struct ListOffsetsRequest_ListOffsetsTopic *items; } Topics;
 };
 
+void ListOffsetsRequest_ListOffsetsPartition_init(struct ListOffsetsRequest_ListOffsetsPartition *m);
+void ListOffsetsRequest_ListOffsetsTopic_init(struct ListOffsetsRequest_ListOffsetsTopic *m);
 void ListOffsetsRequest_init(struct ListOffsetsRequest *m);
 int ListOffsetsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsRequest *m);
 void ListOffsetsRequest_encode(struct obuf *w, int16_t v, const struct ListOffsetsRequest *m);
@@ -265,6 +285,8 @@ struct ListOffsetsResponse {
     struct { int32_t count; struct ListOffsetsResponse_ListOffsetsTopicResponse *items; } Topics;
 };
 
+void ListOffsetsResponse_ListOffsetsPartitionResponse_init(struct ListOffsetsResponse_ListOffsetsPartitionResponse *m);
+void ListOffsetsResponse_ListOffsetsTopicResponse_init(struct ListOffsetsResponse_ListOffsetsTopicResponse *m);
 void ListOffsetsResponse_init(struct ListOffsetsResponse *m);
 int ListOffsetsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ListOffsetsResponse *m);
 void ListOffsetsResponse_encode(struct obuf *w, int16_t v, const struct ListOffsetsResponse *m);
@@ -281,6 +303,7 @@ struct MetadataRequest {
     bool IncludeTopicAuthorizedOperations;
 };
 
+void MetadataRequest_MetadataRequestTopic_init(struct MetadataRequest_MetadataRequestTopic *m);
 void MetadataRequest_init(struct MetadataRequest *m);
 int MetadataRequest_decode(struct kread *r, struct arena *a, int16_t v, struct MetadataRequest *m);
 void MetadataRequest_encode(struct obuf *w, int16_t v, const struct MetadataRequest *m);
@@ -320,6 +343,9 @@ struct MetadataResponse {
     int32_t ClusterAuthorizedOperations;
 };
 
+void MetadataResponse_MetadataResponseBroker_init(struct MetadataResponse_MetadataResponseBroker *m);
+void MetadataResponse_MetadataResponsePartition_init(struct MetadataResponse_MetadataResponsePartition *m);
+void MetadataResponse_MetadataResponseTopic_init(struct MetadataResponse_MetadataResponseTopic *m);
 void MetadataResponse_init(struct MetadataResponse *m);
 int MetadataResponse_decode(struct kread *r, struct arena *a, int16_t v, struct MetadataResponse *m);
 void MetadataResponse_encode(struct obuf *w, int16_t v, const struct MetadataResponse *m);
@@ -346,6 +372,8 @@ struct OffsetCommitRequest {
     struct { int32_t count; struct OffsetCommitRequest_OffsetCommitRequestTopic *items; } Topics;
 };
 
+void OffsetCommitRequest_OffsetCommitRequestPartition_init(struct OffsetCommitRequest_OffsetCommitRequestPartition *m);
+void OffsetCommitRequest_OffsetCommitRequestTopic_init(struct OffsetCommitRequest_OffsetCommitRequestTopic *m);
 void OffsetCommitRequest_init(struct OffsetCommitRequest *m);
 int OffsetCommitRequest_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitRequest *m);
 void OffsetCommitRequest_encode(struct obuf *w, int16_t v, const struct OffsetCommitRequest *m);
@@ -365,6 +393,8 @@ struct OffsetCommitResponse {
     struct { int32_t count; struct OffsetCommitResponse_OffsetCommitResponseTopic *items; } Topics;
 };
 
+void OffsetCommitResponse_OffsetCommitResponsePartition_init(struct OffsetCommitResponse_OffsetCommitResponsePartition *m);
+void OffsetCommitResponse_OffsetCommitResponseTopic_init(struct OffsetCommitResponse_OffsetCommitResponseTopic *m);
 void OffsetCommitResponse_init(struct OffsetCommitResponse *m);
 int OffsetCommitResponse_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetCommitResponse *m);
 void OffsetCommitResponse_encode(struct obuf *w, int16_t v, const struct OffsetCommitResponse *m);
@@ -393,6 +423,9 @@ struct OffsetFetchRequest {
     bool RequireStable;
 };
 
+void OffsetFetchRequest_OffsetFetchRequestTopic_init(struct OffsetFetchRequest_OffsetFetchRequestTopic *m);
+void OffsetFetchRequest_OffsetFetchRequestTopics_init(struct OffsetFetchRequest_OffsetFetchRequestTopics *m);
+void OffsetFetchRequest_OffsetFetchRequestGroup_init(struct OffsetFetchRequest_OffsetFetchRequestGroup *m);
 void OffsetFetchRequest_init(struct OffsetFetchRequest *m);
 int OffsetFetchRequest_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchRequest *m);
 void OffsetFetchRequest_encode(struct obuf *w, int16_t v, const struct OffsetFetchRequest *m);
@@ -436,6 +469,11 @@ struct OffsetFetchResponse {
     struct { int32_t count; struct OffsetFetchResponse_OffsetFetchResponseGroup *items; } Groups;
 };
 
+void OffsetFetchResponse_OffsetFetchResponsePartition_init(struct OffsetFetchResponse_OffsetFetchResponsePartition *m);
+void OffsetFetchResponse_OffsetFetchResponseTopic_init(struct OffsetFetchResponse_OffsetFetchResponseTopic *m);
+void OffsetFetchResponse_OffsetFetchResponsePartitions_init(struct OffsetFetchResponse_OffsetFetchResponsePartitions *m);
+void OffsetFetchResponse_OffsetFetchResponseTopics_init(struct OffsetFetchResponse_OffsetFetchResponseTopics *m);
+void OffsetFetchResponse_OffsetFetchResponseGroup_init(struct OffsetFetchResponse_OffsetFetchResponseGroup *m);
 void OffsetFetchResponse_init(struct OffsetFetchResponse *m);
 int OffsetFetchResponse_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetFetchResponse *m);
 void OffsetFetchResponse_encode(struct obuf *w, int16_t v, const struct OffsetFetchResponse *m);
@@ -469,6 +507,7 @@ struct FindCoordinatorResponse {
     struct { int32_t count; struct FindCoordinatorResponse_Coordinator *items; } Coordinators;
 };
 
+void FindCoordinatorResponse_Coordinator_init(struct FindCoordinatorResponse_Coordinator *m);
 void FindCoordinatorResponse_init(struct FindCoordinatorResponse *m);
 int FindCoordinatorResponse_decode(struct kread *r, struct arena *a, int16_t v, struct FindCoordinatorResponse *m);
 void FindCoordinatorResponse_encode(struct obuf *w, int16_t v, const struct FindCoordinatorResponse *m);
@@ -489,6 +528,7 @@ struct JoinGroupRequest {
     kstr Reason;
 };
 
+void JoinGroupRequest_JoinGroupRequestProtocol_init(struct JoinGroupRequest_JoinGroupRequestProtocol *m);
 void JoinGroupRequest_init(struct JoinGroupRequest *m);
 int JoinGroupRequest_decode(struct kread *r, struct arena *a, int16_t v, struct JoinGroupRequest *m);
 void JoinGroupRequest_encode(struct obuf *w, int16_t v, const struct JoinGroupRequest *m);
@@ -511,6 +551,7 @@ struct JoinGroupResponse {
     struct { int32_t count; struct JoinGroupResponse_JoinGroupResponseMember *items; } Members;
 };
 
+void JoinGroupResponse_JoinGroupResponseMember_init(struct JoinGroupResponse_JoinGroupResponseMember *m);
 void JoinGroupResponse_init(struct JoinGroupResponse *m);
 int JoinGroupResponse_decode(struct kread *r, struct arena *a, int16_t v, struct JoinGroupResponse *m);
 void JoinGroupResponse_encode(struct obuf *w, int16_t v, const struct JoinGroupResponse *m);
@@ -547,6 +588,7 @@ struct LeaveGroupRequest {
     struct { int32_t count; struct LeaveGroupRequest_MemberIdentity *items; } Members;
 };
 
+void LeaveGroupRequest_MemberIdentity_init(struct LeaveGroupRequest_MemberIdentity *m);
 void LeaveGroupRequest_init(struct LeaveGroupRequest *m);
 int LeaveGroupRequest_decode(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupRequest *m);
 void LeaveGroupRequest_encode(struct obuf *w, int16_t v, const struct LeaveGroupRequest *m);
@@ -563,6 +605,7 @@ struct LeaveGroupResponse {
     struct { int32_t count; struct LeaveGroupResponse_MemberResponse *items; } Members;
 };
 
+void LeaveGroupResponse_MemberResponse_init(struct LeaveGroupResponse_MemberResponse *m);
 void LeaveGroupResponse_init(struct LeaveGroupResponse *m);
 int LeaveGroupResponse_decode(struct kread *r, struct arena *a, int16_t v, struct LeaveGroupResponse *m);
 void LeaveGroupResponse_encode(struct obuf *w, int16_t v, const struct LeaveGroupResponse *m);
@@ -582,6 +625,7 @@ struct SyncGroupRequest {
     struct { int32_t count; struct SyncGroupRequest_SyncGroupRequestAssignment *items; } Assignments;
 };
 
+void SyncGroupRequest_SyncGroupRequestAssignment_init(struct SyncGroupRequest_SyncGroupRequestAssignment *m);
 void SyncGroupRequest_init(struct SyncGroupRequest *m);
 int SyncGroupRequest_decode(struct kread *r, struct arena *a, int16_t v, struct SyncGroupRequest *m);
 void SyncGroupRequest_encode(struct obuf *w, int16_t v, const struct SyncGroupRequest *m);
@@ -631,6 +675,8 @@ struct DescribeGroupsResponse {
     struct { int32_t count; struct DescribeGroupsResponse_DescribedGroup *items; } Groups;
 };
 
+void DescribeGroupsResponse_DescribedGroupMember_init(struct DescribeGroupsResponse_DescribedGroupMember *m);
+void DescribeGroupsResponse_DescribedGroup_init(struct DescribeGroupsResponse_DescribedGroup *m);
 void DescribeGroupsResponse_init(struct DescribeGroupsResponse *m);
 int DescribeGroupsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeGroupsResponse *m);
 void DescribeGroupsResponse_encode(struct obuf *w, int16_t v, const struct DescribeGroupsResponse *m);
@@ -657,6 +703,7 @@ struct ListGroupsResponse {
     struct { int32_t count; struct ListGroupsResponse_ListedGroup *items; } Groups;
 };
 
+void ListGroupsResponse_ListedGroup_init(struct ListGroupsResponse_ListedGroup *m);
 void ListGroupsResponse_init(struct ListGroupsResponse *m);
 int ListGroupsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ListGroupsResponse *m);
 void ListGroupsResponse_encode(struct obuf *w, int16_t v, const struct ListGroupsResponse *m);
@@ -715,6 +762,9 @@ struct ApiVersionsResponse {
     bool ZkMigrationReady;
 };
 
+void ApiVersionsResponse_ApiVersion_init(struct ApiVersionsResponse_ApiVersion *m);
+void ApiVersionsResponse_SupportedFeatureKey_init(struct ApiVersionsResponse_SupportedFeatureKey *m);
+void ApiVersionsResponse_FinalizedFeatureKey_init(struct ApiVersionsResponse_FinalizedFeatureKey *m);
 void ApiVersionsResponse_init(struct ApiVersionsResponse *m);
 int ApiVersionsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m);
 void ApiVersionsResponse_encode(struct obuf *w, int16_t v, const struct ApiVersionsResponse *m);
@@ -743,6 +793,9 @@ struct CreateTopicsRequest {
     bool validateOnly;
 };
 
+void CreateTopicsRequest_CreatableReplicaAssignment_init(struct CreateTopicsRequest_CreatableReplicaAssignment *m);
+void CreateTopicsRequest_CreateableTopicConfig_init(struct CreateTopicsRequest_CreateableTopicConfig *m);
+void CreateTopicsRequest_CreatableTopic_init(struct CreateTopicsRequest_CreatableTopic *m);
 void CreateTopicsRequest_init(struct CreateTopicsRequest *m);
 int CreateTopicsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsRequest *m);
 void CreateTopicsRequest_encode(struct obuf *w, int16_t v, const struct CreateTopicsRequest *m);
@@ -771,6 +824,8 @@ struct CreateTopicsResponse {
     struct { int32_t count; struct CreateTopicsResponse_CreatableTopicResult *items; } Topics;
 };
 
+void CreateTopicsResponse_CreatableTopicConfigs_init(struct CreateTopicsResponse_CreatableTopicConfigs *m);
+void CreateTopicsResponse_CreatableTopicResult_init(struct CreateTopicsResponse_CreatableTopicResult *m);
 void CreateTopicsResponse_init(struct CreateTopicsResponse *m);
 int CreateTopicsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse *m);
 void CreateTopicsResponse_encode(struct obuf *w, int16_t v, const struct CreateTopicsResponse *m);
@@ -786,6 +841,7 @@ struct DeleteTopicsRequest {
     int32_t TimeoutMs;
 };
 
+void DeleteTopicsRequest_DeleteTopicState_init(struct DeleteTopicsRequest_DeleteTopicState *m);
 void DeleteTopicsRequest_init(struct DeleteTopicsRequest *m);
 int DeleteTopicsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsRequest *m);
 void DeleteTopicsRequest_encode(struct obuf *w, int16_t v, const struct DeleteTopicsRequest *m);
@@ -802,6 +858,7 @@ struct DeleteTopicsResponse {
     struct { int32_t count; struct DeleteTopicsResponse_DeletableTopicResult *items; } Responses;
 };
 
+void DeleteTopicsResponse_DeletableTopicResult_init(struct DeleteTopicsResponse_DeletableTopicResult *m);
 void DeleteTopicsResponse_init(struct DeleteTopicsResponse *m);
 int DeleteTopicsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DeleteTopicsResponse *m);
 void DeleteTopicsResponse_encode(struct obuf *w, int16_t v, const struct DeleteTopicsResponse *m);
@@ -821,6 +878,8 @@ struct DeleteRecordsRequest {
     int32_t TimeoutMs;
 };
 
+void DeleteRecordsRequest_DeleteRecordsPartition_init(struct DeleteRecordsRequest_DeleteRecordsPartition *m);
+void DeleteRecordsRequest_DeleteRecordsTopic_init(struct DeleteRecordsRequest_DeleteRecordsTopic *m);
 void DeleteRecordsRequest_init(struct DeleteRecordsRequest *m);
 int DeleteRecordsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsRequest *m);
 void DeleteRecordsRequest_encode(struct obuf *w, int16_t v, const struct DeleteRecordsRequest *m);
@@ -841,6 +900,8 @@ struct DeleteRecordsResponse {
     struct { int32_t count; struct DeleteRecordsResponse_DeleteRecordsTopicResult *items; } Topics;
 };
 
+void DeleteRecordsResponse_DeleteRecordsPartitionResult_init(struct DeleteRecordsResponse_DeleteRecordsPartitionResult *m);
+void DeleteRecordsResponse_DeleteRecordsTopicResult_init(struct DeleteRecordsResponse_DeleteRecordsTopicResult *m);
 void DeleteRecordsResponse_init(struct DeleteRecordsResponse *m);
 int DeleteRecordsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DeleteRecordsResponse *m);
 void DeleteRecordsResponse_encode(struct obuf *w, int16_t v, const struct DeleteRecordsResponse *m);
@@ -883,6 +944,8 @@ struct OffsetForLeaderEpochRequest {
     struct { int32_t count; struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *items; } Topics;
 };
 
+void OffsetForLeaderEpochRequest_OffsetForLeaderPartition_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderPartition *m);
+void OffsetForLeaderEpochRequest_OffsetForLeaderTopic_init(struct OffsetForLeaderEpochRequest_OffsetForLeaderTopic *m);
 void OffsetForLeaderEpochRequest_init(struct OffsetForLeaderEpochRequest *m);
 int OffsetForLeaderEpochRequest_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochRequest *m);
 void OffsetForLeaderEpochRequest_encode(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochRequest *m);
@@ -904,6 +967,8 @@ struct OffsetForLeaderEpochResponse {
     struct { int32_t count; struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *items; } Topics;
 };
 
+void OffsetForLeaderEpochResponse_EpochEndOffset_init(struct OffsetForLeaderEpochResponse_EpochEndOffset *m);
+void OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult_init(struct OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult *m);
 void OffsetForLeaderEpochResponse_init(struct OffsetForLeaderEpochResponse *m);
 int OffsetForLeaderEpochResponse_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetForLeaderEpochResponse *m);
 void OffsetForLeaderEpochResponse_encode(struct obuf *w, int16_t v, const struct OffsetForLeaderEpochResponse *m);
@@ -920,6 +985,7 @@ struct DescribeConfigsRequest {
     bool IncludeDocumentation;
 };
 
+void DescribeConfigsRequest_DescribeConfigsResource_init(struct DescribeConfigsRequest_DescribeConfigsResource *m);
 void DescribeConfigsRequest_init(struct DescribeConfigsRequest *m);
 int DescribeConfigsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsRequest *m);
 void DescribeConfigsRequest_encode(struct obuf *w, int16_t v, const struct DescribeConfigsRequest *m);
@@ -955,6 +1021,9 @@ struct DescribeConfigsResponse {
     struct { int32_t count; struct DescribeConfigsResponse_DescribeConfigsResult *items; } Results;
 };
 
+void DescribeConfigsResponse_DescribeConfigsSynonym_init(struct DescribeConfigsResponse_DescribeConfigsSynonym *m);
+void DescribeConfigsResponse_DescribeConfigsResourceResult_init(struct DescribeConfigsResponse_DescribeConfigsResourceResult *m);
+void DescribeConfigsResponse_DescribeConfigsResult_init(struct DescribeConfigsResponse_DescribeConfigsResult *m);
 void DescribeConfigsResponse_init(struct DescribeConfigsResponse *m);
 int DescribeConfigsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeConfigsResponse *m);
 void DescribeConfigsResponse_encode(struct obuf *w, int16_t v, const struct DescribeConfigsResponse *m);
@@ -975,6 +1044,8 @@ struct AlterConfigsRequest {
     bool ValidateOnly;
 };
 
+void AlterConfigsRequest_AlterableConfig_init(struct AlterConfigsRequest_AlterableConfig *m);
+void AlterConfigsRequest_AlterConfigsResource_init(struct AlterConfigsRequest_AlterConfigsResource *m);
 void AlterConfigsRequest_init(struct AlterConfigsRequest *m);
 int AlterConfigsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsRequest *m);
 void AlterConfigsRequest_encode(struct obuf *w, int16_t v, const struct AlterConfigsRequest *m);
@@ -991,6 +1062,7 @@ struct AlterConfigsResponse {
     struct { int32_t count; struct AlterConfigsResponse_AlterConfigsResourceResponse *items; } Responses;
 };
 
+void AlterConfigsResponse_AlterConfigsResourceResponse_init(struct AlterConfigsResponse_AlterConfigsResourceResponse *m);
 void AlterConfigsResponse_init(struct AlterConfigsResponse *m);
 int AlterConfigsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsResponse *m);
 void AlterConfigsResponse_encode(struct obuf *w, int16_t v, const struct AlterConfigsResponse *m);
@@ -1030,6 +1102,8 @@ struct CreatePartitionsRequest {
     bool ValidateOnly;
 };
 
+void CreatePartitionsRequest_CreatePartitionsAssignment_init(struct CreatePartitionsRequest_CreatePartitionsAssignment *m);
+void CreatePartitionsRequest_CreatePartitionsTopic_init(struct CreatePartitionsRequest_CreatePartitionsTopic *m);
 void CreatePartitionsRequest_init(struct CreatePartitionsRequest *m);
 int CreatePartitionsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsRequest *m);
 void CreatePartitionsRequest_encode(struct obuf *w, int16_t v, const struct CreatePartitionsRequest *m);
@@ -1045,6 +1119,7 @@ struct CreatePartitionsResponse {
     struct { int32_t count; struct CreatePartitionsResponse_CreatePartitionsTopicResult *items; } Results;
 };
 
+void CreatePartitionsResponse_CreatePartitionsTopicResult_init(struct CreatePartitionsResponse_CreatePartitionsTopicResult *m);
 void CreatePartitionsResponse_init(struct CreatePartitionsResponse *m);
 int CreatePartitionsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct CreatePartitionsResponse *m);
 void CreatePartitionsResponse_encode(struct obuf *w, int16_t v, const struct CreatePartitionsResponse *m);
@@ -1067,6 +1142,7 @@ struct DeleteGroupsResponse {
     struct { int32_t count; struct DeleteGroupsResponse_DeletableGroupResult *items; } Results;
 };
 
+void DeleteGroupsResponse_DeletableGroupResult_init(struct DeleteGroupsResponse_DeletableGroupResult *m);
 void DeleteGroupsResponse_init(struct DeleteGroupsResponse *m);
 int DeleteGroupsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DeleteGroupsResponse *m);
 void DeleteGroupsResponse_encode(struct obuf *w, int16_t v, const struct DeleteGroupsResponse *m);
@@ -1088,6 +1164,8 @@ struct IncrementalAlterConfigsRequest {
     bool ValidateOnly;
 };
 
+void IncrementalAlterConfigsRequest_AlterableConfig_init(struct IncrementalAlterConfigsRequest_AlterableConfig *m);
+void IncrementalAlterConfigsRequest_AlterConfigsResource_init(struct IncrementalAlterConfigsRequest_AlterConfigsResource *m);
 void IncrementalAlterConfigsRequest_init(struct IncrementalAlterConfigsRequest *m);
 int IncrementalAlterConfigsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsRequest *m);
 void IncrementalAlterConfigsRequest_encode(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsRequest *m);
@@ -1104,6 +1182,7 @@ struct IncrementalAlterConfigsResponse {
     struct { int32_t count; struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *items; } Responses;
 };
 
+void IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init(struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *m);
 void IncrementalAlterConfigsResponse_init(struct IncrementalAlterConfigsResponse *m);
 int IncrementalAlterConfigsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct IncrementalAlterConfigsResponse *m);
 void IncrementalAlterConfigsResponse_encode(struct obuf *w, int16_t v, const struct IncrementalAlterConfigsResponse *m);
@@ -1122,6 +1201,8 @@ struct OffsetDeleteRequest {
     struct { int32_t count; struct OffsetDeleteRequest_OffsetDeleteRequestTopic *items; } Topics;
 };
 
+void OffsetDeleteRequest_OffsetDeleteRequestPartition_init(struct OffsetDeleteRequest_OffsetDeleteRequestPartition *m);
+void OffsetDeleteRequest_OffsetDeleteRequestTopic_init(struct OffsetDeleteRequest_OffsetDeleteRequestTopic *m);
 void OffsetDeleteRequest_init(struct OffsetDeleteRequest *m);
 int OffsetDeleteRequest_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteRequest *m);
 void OffsetDeleteRequest_encode(struct obuf *w, int16_t v, const struct OffsetDeleteRequest *m);
@@ -1142,6 +1223,8 @@ struct OffsetDeleteResponse {
     struct { int32_t count; struct OffsetDeleteResponse_OffsetDeleteResponseTopic *items; } Topics;
 };
 
+void OffsetDeleteResponse_OffsetDeleteResponsePartition_init(struct OffsetDeleteResponse_OffsetDeleteResponsePartition *m);
+void OffsetDeleteResponse_OffsetDeleteResponseTopic_init(struct OffsetDeleteResponse_OffsetDeleteResponseTopic *m);
 void OffsetDeleteResponse_init(struct OffsetDeleteResponse *m);
 int OffsetDeleteResponse_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteResponse *m);
 void OffsetDeleteResponse_encode(struct obuf *w, int16_t v, const struct OffsetDeleteResponse *m);
@@ -1173,6 +1256,7 @@ struct DescribeClusterResponse {
     int32_t ClusterAuthorizedOperations;
 };
 
+void DescribeClusterResponse_DescribeClusterBroker_init(struct DescribeClusterResponse_DescribeClusterBroker *m);
 void DescribeClusterResponse_init(struct DescribeClusterResponse *m);
 int DescribeClusterResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeClusterResponse *m);
 void DescribeClusterResponse_encode(struct obuf *w, int16_t v, const struct DescribeClusterResponse *m);

@@ -1,0 +1,29 @@
+/* api.c: the APIs served and the version ranges advertised.  The ranges are
+ * chosen so that every client in shared/kafka-protocol/CLIENTS.md finds
+ * record format v2 and the versions it sends, and each version in a range is
+ * implemented by its handler. */
+#include "broker/api.h"
+
+#include "protocol/kmsg.h"
+
+const struct api_entry api_table[] = {
+    {KAPI_PRODUCE, 0, 7, handle_produce},
+    {KAPI_FETCH, 0, 11, handle_fetch},
+    {KAPI_LISTOFFSETS, 0, 3, handle_list_offsets},
+    {KAPI_METADATA, 0, 6, handle_metadata},
+    {KAPI_APIVERSIONS, 0, 3, handle_api_versions},
+    {KAPI_CREATETOPICS, 0, 4, handle_create_topics},
+    {KAPI_DELETETOPICS, 0, 3, handle_delete_topics},
+    {KAPI_DESCRIBECONFIGS, 0, 2, handle_describe_configs},
+    {KAPI_CREATEPARTITIONS, 0, 1, handle_create_partitions},
+};
+
+const int api_table_len = sizeof api_table / sizeof api_table[0];
+
+const struct api_entry *api_find(int16_t key)
+{
+    for (int i = 0; i < api_table_len; i++)
+        if (api_table[i].key == key)
+            return &api_table[i];
+    return NULL;
+}

@@ -1,0 +1,287 @@
+/* broker.c: the broker's life: read its properties, open the catalog,
+ * listen, run the loop with its periodic work (idle and slowloris reaping,
+ * segment roll by age, time-based flushes, waking parked fetches), and shut
+ * down cleanly. */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "broker/api.h"
+#include "broker/conn.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "storage/flusher.h"
+
+/* Parses "PLAINTEXT://host:port" (first listener of a list) or "host:port". */
+static int parse_listener(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *p = strstr(s, "://");
+    p = p ? p + 3 : s;
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    char buf[512];
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    char *colon = strrchr(buf, ':');
+    if (!colon)
+        return -1;
+    *colon = 0;
+    char *h = buf;
+    if (h[0] == '[') { /* [::1]:9092 */
+        h++;
+        char *e = strchr(h, ']');
+        if (e)
+            *e = 0;
+    }
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (*end || v < 0 || v > 65535)
+        return -1;
+    snprintf(host, hostlen, "%s", h);
+    *port = (int)v;
+    return 0;
+}
+
+static int get_i64(const struct config *c, const char *key, int64_t def, int64_t min, int64_t max,
+                   int64_t *out, char *err, size_t errlen)
+{
+    const char *v = config_get(c, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (config_parse_i64(v, out) < 0 || *out < min || *out > max) {
+        snprintf(err, errlen, "%s=%s is not a whole number in [%lld, %lld]", key, v, (long long)min,
+                 (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+static int get_bool(const struct config *c, const char *key, bool def, bool *out, char *err, size_t errlen)
+{
+    const char *v = config_get(c, key);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (config_parse_bool(v, out) < 0) {
+        snprintf(err, errlen, "%s=%s must be true or false", key, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_settings(struct broker *b, char *err, size_t errlen)
+{
+    const struct config *c = b->cfg;
+    int64_t v;
+    struct broker_limits *l = &b->lim;
+#define I64(key, def, min, max, dst)                                 \
+    do {                                                             \
+        if (get_i64(c, key, def, min, max, &v, err, errlen) < 0)     \
+            return -1;                                               \
+        dst = v;                                                     \
+    } while (0)
+    I64("broker.id", 0, 0, INT32_MAX, b->node_id);
+    I64("node.id", b->node_id, 0, INT32_MAX, b->node_id);
+    I64("num.partitions", 1, 1, 100000, b->default_partitions);
+    I64("socket.request.max.bytes", LIMIT_REQUEST_MAX_BYTES_DEFAULT, 64, INT32_MAX - 8, l->request_max_bytes);
+    I64("max.connections", LIMIT_MAX_CONNECTIONS_DEFAULT, 1, 10000000, l->max_connections);
+    I64("max.connections.per.ip", LIMIT_MAX_CONNECTIONS_PER_IP_DEFAULT, 1, 10000000, l->max_connections_per_ip);
+    I64("connections.max.idle.ms", LIMIT_IDLE_MS_DEFAULT, 1000, INT64_MAX / 2, l->idle_ms);
+    I64("request.completion.timeout.ms", LIMIT_FRAME_DEADLINE_MS_DEFAULT, 100, INT64_MAX / 2, l->frame_deadline_ms);
+    I64("queued.max.requests", LIMIT_INFLIGHT_PER_CONN_DEFAULT, 1, 1000000, l->inflight_per_conn);
+    I64("buffered.partial.bytes.max", LIMIT_PARTIAL_BYTES_DEFAULT, 1 << 20, INT64_MAX / 2, l->partial_bytes_max);
+    I64("message.max.bytes", LIMIT_MESSAGE_MAX_BYTES_DEFAULT, 0, INT32_MAX, l->message_max_bytes);
+    I64("message.decompressed.max.bytes", LIMIT_DECOMPRESSED_MAX_BYTES_DEFAULT, 1024, INT32_MAX,
+        l->decompressed_max_bytes);
+    I64("fetch.max.bytes", LIMIT_FETCH_MAX_BYTES_DEFAULT, 1024, INT32_MAX, l->fetch_max_bytes);
+    I64("max.connection.creation.rate", LIMIT_ACCEPT_RATE_DEFAULT, 1, 10000000, l->accept_rate);
+#undef I64
+    if (get_bool(c, "auto.create.topics.enable", true, &b->auto_create, err, errlen) < 0 ||
+        get_bool(c, "delete.topic.enable", true, &b->delete_enable, err, errlen) < 0)
+        return -1;
+    /* every topic-level default given at broker level must be valid too */
+    for (const struct topic_config_def *d = topic_config_defs; d->name; d++) {
+        const char *val = d->broker_property ? config_get(c, d->broker_property) : NULL;
+        char e[256];
+        if (val && topic_config_validate(d->name, val, e, sizeof e) < 0) {
+            snprintf(err, errlen, "%s: %s", d->broker_property, e);
+            return -1;
+        }
+    }
+
+    const char *ls = config_get(c, "listeners");
+    snprintf(b->listen_host, sizeof b->listen_host, "127.0.0.1");
+    b->listen_port = 9092;
+    if (ls && parse_listener(ls, b->listen_host, sizeof b->listen_host, &b->listen_port) < 0) {
+        snprintf(err, errlen, "listeners=%s is not PLAINTEXT://HOST:PORT", ls);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_advertised(struct broker *b)
+{
+    const char *as = config_get(b->cfg, "advertised.listeners");
+    if (as && parse_listener(as, b->adv_host, sizeof b->adv_host, &b->adv_port) == 0 && b->adv_port != 0)
+        return;
+    snprintf(b->adv_host, sizeof b->adv_host, "%s", b->listen_host);
+    b->adv_port = b->listen_port;
+    if (!strcmp(b->adv_host, "0.0.0.0") || !strcmp(b->adv_host, "::") || !b->adv_host[0]) {
+        if (gethostname(b->adv_host, sizeof b->adv_host) < 0)
+            snprintf(b->adv_host, sizeof b->adv_host, "localhost");
+    }
+}
+
+static void wake_loop(void *arg)
+{
+    loop_wakeup(arg);
+}
+
+static void on_wakeup(struct loop *l, void *arg)
+{
+    (void)l;
+    struct broker *b = arg;
+    flusher_complete(b->flusher);
+}
+
+static void before_sleep(struct loop *l, void *arg)
+{
+    (void)l;
+    struct broker *b = arg;
+    if (b->appends != b->appends_seen) {
+        b->appends_seen = b->appends;
+        fetch_wake_parked(b, false);
+    }
+}
+
+/* Once a second: reap connections, roll old segments, time-based flushes. */
+static void tick(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    conn_reap(b);
+    int64_t now = clock_wall_ms();
+    for (int i = 0; i < b->cat.ntopics; i++) {
+        struct topic *t = b->cat.topics[i];
+        for (int p = 0; p < t->npartitions; p++) {
+            struct plog *lg = t->parts[p]->log;
+            plog_maybe_roll_by_age(lg, now);
+            if (lg->unflushed > 0 && now - lg->last_flush_ms >= t->settings.flush_ms) {
+                int fds[4];
+                int n = plog_take_dirty_fds(lg, fds, 4, now);
+                flusher_submit(b->flusher, fds, n, NULL, NULL);
+            }
+        }
+    }
+    if (!b->stopping)
+        loop_timer(l, 1000, tick, b);
+}
+
+int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    b->cfg = cfg;
+    b->listen_fd = -1;
+    if (load_settings(b, err, errlen) < 0)
+        return -1;
+    b->loop = loop_new();
+    if (!b->loop) {
+        snprintf(err, errlen, "cannot create the event loop");
+        return -1;
+    }
+    const char *dir = config_get(cfg, "log.dirs");
+    if (!dir)
+        dir = config_get(cfg, "log.dir");
+    if (!dir)
+        dir = "./shopstream-data";
+    char first[4096];
+    snprintf(first, sizeof first, "%s", dir);
+    char *comma = strchr(first, ',');
+    if (comma) {
+        *comma = 0;
+        log_warn("log.dirs lists several directories; shopstream uses the first, %s", first);
+    }
+    int64_t t0 = clock_mono_ms();
+    if (catalog_open(&b->cat, first, cfg, err, errlen) < 0)
+        return -1;
+    b->flusher = flusher_new(wake_loop, b->loop);
+    if (!b->flusher) {
+        snprintf(err, errlen, "cannot start the flush thread");
+        return -1;
+    }
+    if (conn_listen(b, err, errlen) < 0)
+        return -1;
+    if (b->listen_port == 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(b->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
+            b->listen_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    set_advertised(b);
+    loop_set_before_sleep(b->loop, before_sleep, b);
+    loop_set_on_wakeup(b->loop, on_wakeup, b);
+    loop_timer(b->loop, 1000, tick, b);
+    log_info("shopstream broker %d listening on %s:%d (advertised %s:%d), data in %s, %d topics, "
+             "opened in %lld ms",
+             b->node_id, b->listen_host, b->listen_port, b->adv_host, b->adv_port, first, b->cat.ntopics,
+             (long long)(clock_mono_ms() - t0));
+    return 0;
+}
+
+void broker_run(struct broker *b)
+{
+    loop_run(b->loop);
+}
+
+void broker_stop(struct broker *b)
+{
+    b->stopping = 1;
+    loop_stop(b->loop);
+}
+
+void broker_free(struct broker *b)
+{
+    while (b->conns)
+        conn_close(b->conns, NULL);
+    if (b->listen_fd >= 0) {
+        loop_unwatch(b->loop, b->listen_fd);
+        close(b->listen_fd);
+    }
+    /* let pending flushes finish, so parked produces are answered or freed */
+    flusher_free(b->flusher);
+    if (b->cat.data_dir)
+        catalog_close(&b->cat);
+    xfree(b->parked_fetches);
+    loop_free(b->loop);
+    memset(b, 0, sizeof *b);
+}
+
+struct topic *broker_auto_create(struct broker *b, const char *name, size_t len)
+{
+    if (!b->auto_create)
+        return NULL;
+    char buf[256];
+    const char *why;
+    if (len >= sizeof buf || catalog_check_name(name, len, &why) < 0)
+        return NULL;
+    memcpy(buf, name, len);
+    buf[len] = 0;
+    struct topic *t = NULL;
+    char err[256];
+    if (catalog_create(&b->cat, buf, b->default_partitions, NULL, &t, err, sizeof err) != 0) {
+        log_warn("cannot auto-create topic %s: %s", buf, err);
+        return NULL;
+    }
+    return t;
+}

@@ -1,0 +1,288 @@
+/* partition_log.c: see partition_log.h. */
+#include "storage/partition_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "protocol/kerr.h"
+#include "protocol/records.h"
+
+static int add_seg(struct plog *l, struct segment *s)
+{
+    if (l->nsegs == l->capsegs) {
+        int cap = l->capsegs ? l->capsegs * 2 : 8;
+        struct segment **n = xrealloc(l->segs, (size_t)cap * sizeof *n);
+        if (!n)
+            return -1;
+        l->segs = n;
+        l->capsegs = cap;
+    }
+    l->segs[l->nsegs++] = s;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Walks batch headers from the last index entry to find the end offset. */
+static int64_t find_end_offset(const struct segment *s)
+{
+    int64_t pos;
+    int32_t size;
+    int64_t off = s->nidx ? s->base_offset + s->idx[s->nidx - 1].rel_offset : s->base_offset;
+    int64_t end = s->base_offset;
+    while (seg_find(s, off, &pos, &size) == 0) {
+        uint8_t h[RECORDS_V2_OVERHEAD];
+        if (pread(s->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
+            break;
+        struct records_batch_info bi;
+        records_parse_header(h, sizeof h, &bi);
+        end = bi.base_offset + bi.last_offset_delta + 1;
+        off = end;
+    }
+    return end;
+}
+
+struct plog *plog_open(const char *dir, const struct topic_settings *settings, bool clean)
+{
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        log_error("cannot create %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    struct plog *l = xcalloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->dir = xstrdup(dir);
+    l->settings = settings;
+    DIR *d = opendir(dir);
+    if (!l->dir || !d) {
+        if (d)
+            closedir(d);
+        plog_close(l);
+        return NULL;
+    }
+    int64_t *bases = NULL;
+    int nb = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n != 24 || strcmp(e->d_name + 20, ".log") != 0)
+            continue;
+        char *end;
+        long long b = strtoll(e->d_name, &end, 10);
+        if (end != e->d_name + 20 || b < 0)
+            continue;
+        if (nb == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *nbases = xrealloc(bases, (size_t)cap * sizeof *nbases);
+            if (!nbases)
+                break;
+            bases = nbases;
+        }
+        bases[nb++] = b;
+    }
+    closedir(d);
+    qsort(bases, (size_t)nb, sizeof *bases, cmp_i64);
+    for (int i = 0; i < nb; i++) {
+        bool last = i == nb - 1;
+        int64_t cut = 0;
+        struct segment *s = seg_open(dir, bases[i], last && !clean, &cut);
+        if (!s || add_seg(l, s) < 0) {
+            seg_close(s);
+            xfree(bases);
+            plog_close(l);
+            return NULL;
+        }
+        if (s->next_offset < 0)
+            s->next_offset = last ? find_end_offset(s) : bases[i + 1];
+        s->sealed = !last;
+    }
+    xfree(bases);
+    if (l->nsegs == 0) {
+        struct segment *s = seg_create(dir, 0);
+        if (!s || add_seg(l, s) < 0) {
+            seg_close(s);
+            plog_close(l);
+            return NULL;
+        }
+    }
+    l->log_start_offset = l->segs[0]->base_offset;
+    l->next_offset = l->segs[l->nsegs - 1]->next_offset;
+    /* The active segment's index files are rewritten when it is sealed. */
+    return l;
+}
+
+void plog_close(struct plog *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->nsegs; i++) {
+        struct segment *s = l->segs[i];
+        if (i == l->nsegs - 1 && s->fd >= 0) {
+            fdatasync(s->fd);
+            seg_seal(s);
+        }
+        seg_close(s);
+    }
+    xfree(l->segs);
+    xfree(l->dir);
+    xfree(l);
+}
+
+void plog_destroy(struct plog *l)
+{
+    for (int i = 0; i < l->nsegs; i++)
+        seg_delete(l->segs[i]);
+    l->nsegs = 0;
+    DIR *d = opendir(l->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[4300];
+            snprintf(p, sizeof p, "%s/%s", l->dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(l->dir);
+    xfree(l->segs);
+    xfree(l->dir);
+    xfree(l);
+}
+
+static int roll(struct plog *l)
+{
+    struct segment *a = l->segs[l->nsegs - 1];
+    struct segment *s = seg_create(l->dir, l->next_offset);
+    if (!s)
+        return -1;
+    if (add_seg(l, s) < 0) {
+        seg_delete(s);
+        return -1;
+    }
+    /* The old segment's index files are written now; its data is flushed by
+     * the next flush (or the OS). */
+    if (seg_seal(a) < 0)
+        log_warn("cannot write index files for %s: %s", a->path, strerror(errno));
+    return 0;
+}
+
+int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset)
+{
+    struct segment *a = l->segs[l->nsegs - 1];
+    const struct topic_settings *ts = l->settings;
+    bool too_big = a->size > 0 && a->size + (int64_t)n > ts->segment_bytes;
+    bool too_old = a->size > 0 && now_ms - a->created_ms >= ts->segment_ms;
+    /* offsets relative to a segment's base must fit the 32-bit index */
+    bool too_many = l->next_offset - a->base_offset > INT32_MAX - 100000;
+    if (too_big || too_old || too_many) {
+        if (roll(l) < 0)
+            return -1;
+        a = l->segs[l->nsegs - 1];
+    }
+    struct records_batch_info bi;
+    records_parse_header(batch, n, &bi);
+    int64_t base = l->next_offset;
+    records_set_base_offset(batch, base);
+    int64_t last = base + bi.last_offset_delta;
+    if (seg_append(a, batch, n, last, bi.max_timestamp, ts->index_interval_bytes) < 0)
+        return -1;
+    l->next_offset = last + 1;
+    l->unflushed += bi.record_count;
+    *base_offset = base;
+    return 0;
+}
+
+static int find_seg(const struct plog *l, int64_t offset)
+{
+    int lo = 0, hi = l->nsegs - 1, best = 0;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (l->segs[mid]->base_offset <= offset) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return best;
+}
+
+int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, struct plog_slice *out)
+{
+    out->fd = -1;
+    out->pos = 0;
+    out->len = 0;
+    if (offset < l->log_start_offset || offset > l->next_offset)
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (offset == l->next_offset)
+        return 0;
+    for (int i = find_seg(l, offset); i < l->nsegs; i++) {
+        const struct segment *s = l->segs[i];
+        int64_t pos;
+        int32_t size;
+        if (seg_find(s, offset, &pos, &size) < 0)
+            continue; /* the offset was compacted or cut away: try the next segment */
+        int64_t avail = s->size - pos;
+        int64_t len = avail < max_bytes ? avail : max_bytes;
+        if (len < size)
+            len = size; /* always at least one whole batch */
+        out->fd = s->fd;
+        out->pos = pos;
+        out->len = (int32_t)len;
+        return 0;
+    }
+    return 0;
+}
+
+int64_t plog_offset_for_time(const struct plog *l, int64_t ts)
+{
+    for (int i = 0; i < l->nsegs; i++) {
+        int64_t pos, base;
+        if (seg_find_time(l->segs[i], ts, &pos, &base) == 0)
+            return base < l->log_start_offset ? l->log_start_offset : base;
+    }
+    return -1;
+}
+
+void plog_maybe_roll_by_age(struct plog *l, int64_t now_ms)
+{
+    struct segment *a = l->segs[l->nsegs - 1];
+    if (a->size > 0 && now_ms - a->created_ms >= l->settings->segment_ms)
+        roll(l);
+}
+
+int plog_take_dirty_fds(struct plog *l, int *fds, int max, int64_t now_ms)
+{
+    int n = 0;
+    /* the active segment, and one just sealed by a roll */
+    for (int i = l->nsegs - 1; i >= 0 && i >= l->nsegs - 2 && n < max; i--) {
+        int fd = dup(l->segs[i]->fd);
+        if (fd >= 0)
+            fds[n++] = fd;
+    }
+    l->unflushed = 0;
+    l->last_flush_ms = now_ms;
+    return n;
+}
+
+int64_t plog_size(const struct plog *l)
+{
+    int64_t n = 0;
+    for (int i = 0; i < l->nsegs; i++)
+        n += l->segs[i]->size;
+    return n;
+}

@@ -1,0 +1,65 @@
+/* partition_log.h: the log of one topic partition: an ordered list of
+ * segments in one directory, the offsets (log start, log end), append with
+ * segment roll by size and age, reads that return file ranges for sendfile,
+ * lookups by timestamp, and recovery when opened after a crash.
+ * Runs on the loop thread.  The flush thread only fsyncs fds handed to it. */
+#ifndef SHOPSTREAM_PARTITION_LOG_H
+#define SHOPSTREAM_PARTITION_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/segment.h"
+#include "storage/topic_config.h"
+
+struct plog {
+    char *dir;                  /* owned */
+    struct segment **segs;      /* owned, by base offset; the last is active */
+    int nsegs, capsegs;
+    int64_t log_start_offset;   /* first offset still in the log */
+    int64_t next_offset;        /* log end offset (LEO) = high watermark */
+    int64_t unflushed;          /* records appended since the last flush */
+    int64_t last_flush_ms;      /* wall time of the last flush request */
+    const struct topic_settings *settings; /* borrows the topic's settings */
+};
+
+/* A byte range of a segment file that holds whole batches from the one
+ * containing the requested offset (the last one may be cut by max bytes). */
+struct plog_slice {
+    int fd;          /* view: valid while the segment lives; dup() to keep */
+    int64_t pos;
+    int32_t len;     /* 0 when the offset is the log end */
+};
+
+/* Opens (or creates) the log in dir.  `clean` says the broker shut down
+ * cleanly; otherwise the active segment is checked batch by batch and cut at
+ * the first bad batch.  Returns owned (plog_close) or NULL. */
+struct plog *plog_open(const char *dir, const struct topic_settings *settings, bool clean);
+/* Seals the active segment (index files) and frees everything. */
+void plog_close(struct plog *l);
+/* Closes and removes all files and the directory. */
+void plog_destroy(struct plog *l);
+
+/* Appends one validated v2 batch of n bytes: writes the next offset into
+ * its baseOffset (the buffer is modified) and appends it.  Returns 0 with
+ * the assigned base offset, or -1 (errno) leaving the log unchanged. */
+int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset);
+
+/* Finds the data at offset, at most max_bytes unless the first batch alone is
+ * bigger.  Returns 0 (len 0 at the log end) or KERR_OFFSET_OUT_OF_RANGE. */
+int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, struct plog_slice *out);
+
+/* The base offset of the first batch holding a timestamp >= ts, or -1. */
+int64_t plog_offset_for_time(const struct plog *l, int64_t ts);
+
+/* Rolls the active segment if it is older than segment.ms. */
+void plog_maybe_roll_by_age(struct plog *l, int64_t now_ms);
+
+/* The fds of segments written since the last call (at most max; dup()ed,
+ * the caller closes them), for the flush thread.  Resets `unflushed`. */
+int plog_take_dirty_fds(struct plog *l, int *fds, int max, int64_t now_ms);
+
+/* Total bytes of all segments. */
+int64_t plog_size(const struct plog *l);
+
+#endif
