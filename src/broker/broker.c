@@ -46,7 +46,9 @@ static int parse_listener(const char *s, char *host, size_t hostlen, int *port)
     long v = strtol(colon + 1, &end, 10);
     if (*end || v < 0 || v > 65535)
         return -1;
-    snprintf(host, hostlen, "%s", h);
+    if (strlen(h) >= hostlen)
+        return -1;
+    memcpy(host, h, strlen(h) + 1);
     *port = (int)v;
     return 0;
 }

@@ -120,9 +120,10 @@ static int conn_flush(struct conn *c)
                     return 0; /* socket full */
                 }
                 left -= avail;
-                r->piece++;
+                int k = r->piece / 2;
+                r->piece++; /* the file piece after memory piece k, if any */
                 r->piece_off = 0;
-                if (r->piece / 2 > r->out.nfiles) {
+                if (k == r->out.nfiles) {
                     /* done with this response */
                     c->head = r->next;
                     if (!c->head)
@@ -161,9 +162,11 @@ static int conn_flush(struct conn *c)
             r->piece_off = 0;
             continue;
         }
-        /* an empty memory piece at the end */
+        /* an empty memory piece */
+        int k = r->piece / 2;
         r->piece++;
-        if (r->piece / 2 > r->out.nfiles) {
+        r->piece_off = 0;
+        if (k == r->out.nfiles) {
             c->head = r->next;
             if (!c->head)
                 c->tail = NULL;

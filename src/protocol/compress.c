@@ -427,9 +427,9 @@ int compress_decompress(int codec, const uint8_t *in, size_t n, struct obuf *out
     case COMPRESS_NONE:
         if (n > max_out) {
             rc = COMPRESS_ETOOBIG;
-        } else {
-            obuf_put(out, in, n);
-            rc = out->oom ? COMPRESS_ENOMEM : 0;
+        } else if (!(rc = sink_exact(&s, n)) && n) {
+            memcpy(out->data + out->len, in, n);
+            out->len += n;
         }
         break;
     case COMPRESS_GZIP:

@@ -636,8 +636,6 @@ int records_upconvert(const uint8_t *msgset, size_t n, int64_t now_ms, const str
     };
     obuf_init(&u.inner);
     int rc;
-    if (u.max_msg < RECORDS_LOG_OVERHEAD)
-        u.max_msg = RECORDS_LOG_OVERHEAD;
     if (reserve_header(out)) {
         rc = KERR_UNKNOWN_SERVER_ERROR;
         goto err;

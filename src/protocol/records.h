@@ -58,7 +58,9 @@ enum records_v2_field {
 #define RECORDS_DEFAULT_MAX_BATCH_BYTES 1048588 /* Kafka's message.max.bytes */
 #define RECORDS_DEFAULT_MAX_DECOMPRESSED (64u << 20)
 
-/* Caps for validation and conversion.  A zero field selects its default. */
+/* Caps for validation and conversion.  A zero field selects its default;
+ * every function taking a `lim` also accepts NULL for all defaults (with
+ * zstd allowed). */
 struct records_limits {
     size_t max_batch_bytes;  /* message.max.bytes: a batch (or legacy message)
                                 larger than this, 12-byte log overhead

@@ -70,7 +70,7 @@ static void *flush_main(void *arg)
                         err = fdatasync(j->fds[i]) < 0 ? errno : 0;
                         syncs++;
                         if (nseen < 256)
-                            seen[nseen++] = (typeof(seen[0])){st.st_dev, st.st_ino, err};
+                            seen[nseen++] = (__typeof__(seen[0])){st.st_dev, st.st_ino, err};
                     }
                 }
                 if (err && !j->err)

@@ -221,7 +221,7 @@ static int find_seg(const struct plog *l, int64_t offset)
     return best;
 }
 
-int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, struct plog_slice *out)
+int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, bool min_one, struct plog_slice *out)
 {
     out->fd = -1;
     out->pos = 0;
@@ -238,8 +238,11 @@ int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, struct pl
             continue; /* the offset was compacted or cut away: try the next segment */
         int64_t avail = s->size - pos;
         int64_t len = avail < max_bytes ? avail : max_bytes;
-        if (len < size)
-            len = size; /* always at least one whole batch */
+        if (len < size) {
+            if (!min_one)
+                return 0;
+            len = size; /* at least one whole batch, or the consumer stalls */
+        }
         out->fd = s->fd;
         out->pos = pos;
         out->len = (int32_t)len;

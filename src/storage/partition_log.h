@@ -45,9 +45,10 @@ void plog_destroy(struct plog *l);
  * the assigned base offset, or -1 (errno) leaving the log unchanged. */
 int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset);
 
-/* Finds the data at offset, at most max_bytes unless the first batch alone is
- * bigger.  Returns 0 (len 0 at the log end) or KERR_OFFSET_OUT_OF_RANGE. */
-int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, struct plog_slice *out);
+/* Finds the data at offset, at most max_bytes; when the first batch alone is
+ * bigger, all of it if min_one is set, else nothing.  Returns 0 (len 0 at
+ * the log end) or KERR_OFFSET_OUT_OF_RANGE. */
+int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, bool min_one, struct plog_slice *out);
 
 /* The base offset of the first batch holding a timestamp >= ts, or -1. */
 int64_t plog_offset_for_time(const struct plog *l, int64_t ts);

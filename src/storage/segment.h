@@ -13,6 +13,7 @@
 #define SHOPSTREAM_SEGMENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct seg_index_entry {

@@ -1,0 +1,52 @@
+/* handle_create_partitions.c: CreatePartitions (key 37), v0-1: grows a
+ * topic; assignments, when given, must put every new partition on this
+ * broker. */
+#include <stdio.h>
+
+#include "broker/handler.h"
+
+int handle_create_partitions(struct broker *b, struct request *r)
+{
+    int16_t v = r->api_version;
+    struct CreatePartitionsRequest req;
+    if (CreatePartitionsRequest_decode(&r->body, &r->arena, v, &req) < 0)
+        return API_CLOSE;
+    struct CreatePartitionsResponse resp;
+    CreatePartitionsResponse_init(&resp);
+    if (HANDLER_ITEMS(r, resp.Results, req.Topics.count, CreatePartitionsResponse_CreatePartitionsTopicResult_init) < 0)
+        return API_CLOSE;
+    for (int32_t i = 0; i < req.Topics.count; i++) {
+        const struct CreatePartitionsRequest_CreatePartitionsTopic *ct = &req.Topics.items[i];
+        struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &resp.Results.items[i];
+        res->Name = ct->Name;
+        char err[512] = "";
+        int code = 0;
+        struct topic *t = ct->Name.len > 0 ? catalog_find(&b->cat, ct->Name.ptr, (size_t)ct->Name.len) : NULL;
+        if (!t) {
+            code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(err, sizeof err, "The topic does not exist.");
+        } else if (ct->Count <= t->npartitions) {
+            code = KERR_INVALID_PARTITIONS;
+            snprintf(err, sizeof err, "Topic currently has %d partitions, which is higher than the requested %d.",
+                     t->npartitions, ct->Count);
+        } else if (ct->Assignments.count >= 0 && ct->Assignments.count != ct->Count - t->npartitions) {
+            code = KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(err, sizeof err, "Increasing the number of partitions by %d but %d assignments provided.",
+                     ct->Count - t->npartitions, ct->Assignments.count);
+        } else {
+            for (int32_t k = 0; k < ct->Assignments.count && !code; k++) {
+                const struct CreatePartitionsRequest_CreatePartitionsAssignment *a = &ct->Assignments.items[k];
+                if (a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
+                    code = KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(err, sizeof err, "Every replica must be on broker %d.", b->node_id);
+                }
+            }
+            if (!code && !req.ValidateOnly)
+                code = catalog_add_partitions(&b->cat, t, ct->Count, err, sizeof err);
+        }
+        res->ErrorCode = (int16_t)code;
+        res->ErrorMessage = code ? handler_kstr(r, err) : (kstr){NULL, -1};
+    }
+    CreatePartitionsResponse_encode(&r->out, v, &resp);
+    return API_DONE;
+}

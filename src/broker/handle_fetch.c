@@ -1,0 +1,271 @@
+/* handle_fetch.c: Fetch (key 1), v0-11, sessionless (a session id of 0 is
+ * always returned, which every client treats as "full fetches").  Record
+ * bytes go out of the segment files by sendfile; Fetch v0-3 (old record
+ * formats) get them converted to MessageSet v0/v1.  With too few bytes for
+ * MinBytes the request is parked until enough arrive or MaxWaitMs passes. */
+#include <unistd.h>
+
+#include "broker/handler.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "protocol/records.h"
+
+struct fetch_state {
+    struct FetchRequest req;
+    int64_t timer;      /* the MaxWaitMs timer while parked, else 0 */
+    int32_t max_bytes;  /* the response budget */
+};
+
+/* Looks up one requested partition; err gets its error code. */
+static struct partition *find_part(struct broker *b, const struct FetchRequest_FetchTopic *ft, int32_t index,
+                                   int *err)
+{
+    struct topic *t = ft->Topic.len > 0 ? catalog_find(&b->cat, ft->Topic.ptr, (size_t)ft->Topic.len) : NULL;
+    struct partition *p = t ? catalog_partition(t, index) : NULL;
+    *err = p ? 0 : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    return p;
+}
+
+/* Bytes available to this fetch, or -1 when an error must be returned now. */
+static int64_t fetch_available(struct broker *b, struct fetch_state *st)
+{
+    int64_t total = 0;
+    const struct FetchRequest *req = &st->req;
+    for (int32_t t = 0; t < req->Topics.count; t++) {
+        const struct FetchRequest_FetchTopic *ft = &req->Topics.items[t];
+        for (int32_t i = 0; i < ft->Partitions.count; i++) {
+            const struct FetchRequest_FetchPartition *fp = &ft->Partitions.items[i];
+            int err;
+            struct partition *p = find_part(b, ft, fp->Partition, &err);
+            if (!p)
+                return -1;
+            struct plog_slice sl;
+            if (plog_read(p->log, fp->FetchOffset, fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 1, true,
+                          &sl) != 0)
+                return -1;
+            total += sl.len;
+            if (total >= st->max_bytes)
+                return total;
+        }
+    }
+    return total;
+}
+
+/* Reads a slice into memory and converts it to a legacy MessageSet. */
+static int downconvert(struct broker *b, struct request *r, const struct plog_slice *sl, krecords *out)
+{
+    uint8_t *raw = xmalloc((size_t)sl->len);
+    if (!raw)
+        return KERR_UNKNOWN_SERVER_ERROR;
+    if (pread(sl->fd, raw, (size_t)sl->len, sl->pos) != sl->len) {
+        xfree(raw);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    struct obuf conv, scratch;
+    obuf_init(&conv);
+    obuf_init(&scratch);
+    struct records_limits lim = {.max_batch_bytes = (size_t)b->lim.message_max_bytes,
+                                 .max_decompressed = (size_t)b->lim.decompressed_max_bytes,
+                                 .allow_zstd = true};
+    int err = records_downconvert(raw, (size_t)sl->len, r->api_version <= 1 ? 0 : 1, &lim, &conv, &scratch);
+    xfree(raw);
+    obuf_free(&scratch);
+    if (!err && conv.len > 0) {
+        uint8_t *copy = arena_alloc(&r->arena, conv.len);
+        if (!copy)
+            err = KERR_UNKNOWN_SERVER_ERROR;
+        else {
+            memcpy(copy, conv.data, conv.len);
+            *out = (krecords){copy, (int32_t)conv.len, -1, 0};
+        }
+    }
+    obuf_free(&conv);
+    return err;
+}
+
+static int fetch_respond(struct broker *b, struct request *r)
+{
+    struct fetch_state *st = r->state;
+    const struct FetchRequest *req = &st->req;
+    int16_t v = r->api_version;
+    struct FetchResponse resp;
+    FetchResponse_init(&resp);
+    resp.SessionId = 0;
+    bool replica = req->ReplicaId >= 0;
+    if (replica)
+        resp.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
+    else if (req->SessionId != 0)
+        resp.ErrorCode = KERR_FETCH_SESSION_ID_NOT_FOUND;
+    if (HANDLER_ITEMS(r, resp.Responses, req->Topics.count, FetchResponse_FetchableTopicResponse_init) < 0)
+        return -1;
+    int64_t budget = st->max_bytes;
+    bool have_data = false;
+    for (int32_t t = 0; t < req->Topics.count; t++) {
+        const struct FetchRequest_FetchTopic *ft = &req->Topics.items[t];
+        struct FetchResponse_FetchableTopicResponse *rt = &resp.Responses.items[t];
+        rt->Topic = ft->Topic;
+        rt->TopicId = ft->TopicId;
+        if (HANDLER_ITEMS(r, rt->Partitions, ft->Partitions.count, FetchResponse_PartitionData_init) < 0)
+            return -1;
+        for (int32_t i = 0; i < ft->Partitions.count; i++) {
+            const struct FetchRequest_FetchPartition *fp = &ft->Partitions.items[i];
+            struct FetchResponse_PartitionData *rp = &rt->Partitions.items[i];
+            rp->PartitionIndex = fp->Partition;
+            rp->AbortedTransactions.count = -1;
+            rp->Records = (krecords){NULL, 0, -1, 0};
+            rp->PreferredReadReplica = -1;
+            int err;
+            struct partition *p = find_part(b, ft, fp->Partition, &err);
+            if (resp.ErrorCode) {
+                rp->ErrorCode = resp.ErrorCode;
+                continue;
+            }
+            if (!p) {
+                rp->ErrorCode = (int16_t)err;
+                rp->HighWatermark = rp->LastStableOffset = rp->LogStartOffset = -1;
+                continue;
+            }
+            struct plog *lg = p->log;
+            rp->HighWatermark = lg->next_offset;
+            rp->LastStableOffset = lg->next_offset;
+            rp->LogStartOffset = lg->log_start_offset;
+            int32_t limit = fp->PartitionMaxBytes;
+            if (limit > budget)
+                limit = (int32_t)budget;
+            if (limit <= 0 && have_data)
+                continue;
+            struct plog_slice sl;
+            err = plog_read(lg, fp->FetchOffset, limit > 0 ? limit : 1, !have_data, &sl);
+            if (err) {
+                rp->ErrorCode = (int16_t)err;
+                continue;
+            }
+            if (sl.len == 0)
+                continue;
+            if (v >= 4) {
+                rp->Records = (krecords){NULL, sl.len, sl.fd, sl.pos};
+                budget -= sl.len;
+            } else {
+                err = downconvert(b, r, &sl, &rp->Records);
+                if (err)
+                    rp->ErrorCode = (int16_t)err;
+                budget -= rp->Records.len > 0 ? rp->Records.len : 0;
+            }
+            have_data = true;
+        }
+    }
+    FetchResponse_encode(&r->out, v, &resp);
+    return 0;
+}
+
+static void remove_parked(struct broker *b, struct request *r)
+{
+    for (int i = 0; i < b->nparked; i++)
+        if (b->parked_fetches[i] == r) {
+            b->parked_fetches[i] = b->parked_fetches[--b->nparked];
+            return;
+        }
+}
+
+static void finish_parked(struct broker *b, struct request *r)
+{
+    struct fetch_state *st = r->state;
+    remove_parked(b, r);
+    if (st->timer)
+        loop_cancel(b->loop, st->timer);
+    st->timer = 0;
+    if (r->conn && fetch_respond(b, r) < 0)
+        r->out.oom = 1;
+    request_done(r);
+}
+
+static void fetch_timeout(struct loop *l, void *arg)
+{
+    (void)l;
+    struct request *r = arg;
+    struct fetch_state *st = r->state;
+    st->timer = 0;
+    struct broker *b = r->conn ? r->conn->b : NULL;
+    if (!b) {
+        request_free(r);
+        return;
+    }
+    finish_parked(b, r);
+}
+
+void fetch_wake_parked(struct broker *b, bool timeout_pass)
+{
+    (void)timeout_pass;
+    for (int i = 0; i < b->nparked;) {
+        struct request *r = b->parked_fetches[i];
+        struct fetch_state *st = r->state;
+        int64_t avail = fetch_available(b, st);
+        if (avail < 0 || avail >= st->req.MinBytes) {
+            finish_parked(b, r); /* removes it from the array */
+            continue;
+        }
+        i++;
+    }
+}
+
+void fetch_forget_conn(struct broker *b, struct conn *c)
+{
+    for (int i = 0; i < b->nparked;) {
+        struct request *r = b->parked_fetches[i];
+        if (r->conn == c) {
+            struct fetch_state *st = r->state;
+            if (st->timer)
+                loop_cancel(b->loop, st->timer);
+            b->parked_fetches[i] = b->parked_fetches[--b->nparked];
+            r->parked = false; /* conn_close frees it */
+            continue;
+        }
+        i++;
+    }
+}
+
+int handle_fetch(struct broker *b, struct request *r)
+{
+    struct fetch_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!st || FetchRequest_decode(&r->body, &r->arena, r->api_version, &st->req) < 0)
+        return API_CLOSE;
+    r->state = st;
+    struct FetchRequest *req = &st->req;
+    /* clamp what the client asks for to the broker's caps */
+    if (req->MaxWaitMs < 0)
+        req->MaxWaitMs = 0;
+    if (req->MaxWaitMs > LIMIT_MAX_WAIT_MS)
+        req->MaxWaitMs = LIMIT_MAX_WAIT_MS;
+    st->max_bytes = r->api_version >= 3 ? req->MaxBytes : INT32_MAX;
+    if (st->max_bytes <= 0 || st->max_bytes > b->lim.fetch_max_bytes)
+        st->max_bytes = b->lim.fetch_max_bytes;
+    if (req->MinBytes > st->max_bytes)
+        req->MinBytes = st->max_bytes;
+    for (int32_t t = 0; t < req->Topics.count; t++)
+        for (int32_t i = 0; i < req->Topics.items[t].Partitions.count; i++) {
+            struct FetchRequest_FetchPartition *fp = &req->Topics.items[t].Partitions.items[i];
+            if (fp->PartitionMaxBytes <= 0 || fp->PartitionMaxBytes > st->max_bytes)
+                fp->PartitionMaxBytes = st->max_bytes;
+        }
+    int64_t avail = req->ReplicaId >= 0 || req->SessionId != 0 ? -1 : fetch_available(b, st);
+    if (avail < 0 || avail >= req->MinBytes || req->MaxWaitMs == 0 || req->Topics.count == 0) {
+        if (fetch_respond(b, r) < 0)
+            return API_CLOSE;
+        return API_DONE;
+    }
+    /* park until data or the deadline */
+    if (b->nparked == b->capparked) {
+        int cap = b->capparked ? b->capparked * 2 : 64;
+        struct request **n = xrealloc(b->parked_fetches, (size_t)cap * sizeof *n);
+        if (!n)
+            return API_CLOSE;
+        b->parked_fetches = n;
+        b->capparked = cap;
+    }
+    st->timer = loop_timer(b->loop, req->MaxWaitMs, fetch_timeout, r);
+    if (st->timer < 0)
+        return API_CLOSE;
+    b->parked_fetches[b->nparked++] = r;
+    return API_PARKED;
+}

@@ -1,0 +1,188 @@
+/* handle_produce.c: Produce (key 0), v0-7.  v3+ carries exactly one magic-2
+ * batch per partition, validated (records.h) and appended as received with
+ * the broker's offsets; v0-2 carry legacy MessageSets, converted to one v2
+ * batch.  acks=0 gets no response.  With flush.messages reached (1 means
+ * "fsync before acknowledging") the batch is fsynced by the flush thread,
+ * and the response waits for it when the topic's flush.messages is 1. */
+#include <errno.h>
+#include <string.h>
+
+#include "broker/handler.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "protocol/records.h"
+#include "storage/flusher.h"
+
+struct produce_state {
+    struct ProduceResponse resp;
+    int16_t version;
+};
+
+static void produce_flushed(void *arg, int err)
+{
+    struct request *r = arg;
+    struct produce_state *st = r->state;
+    if (err) {
+        for (int32_t t = 0; t < st->resp.Responses.count; t++) {
+            struct ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[t];
+            for (int32_t p = 0; p < tr->PartitionResponses.count; p++)
+                if (tr->PartitionResponses.items[p].ErrorCode == 0)
+                    tr->PartitionResponses.items[p].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        }
+    }
+    if (r->conn && !r->no_response)
+        ProduceResponse_encode(&r->out, st->version, &st->resp);
+    request_done(r);
+}
+
+static int append_one(struct broker *b, struct request *r, struct partition *part, krecords rec,
+                      struct ProduceResponse_PartitionProduceResponse *pr, struct obuf *scratch)
+{
+    struct topic *t = part->topic;
+    int16_t v = r->api_version;
+    struct records_limits lim = {
+        .max_batch_bytes = (size_t)t->settings.max_message_bytes,
+        .max_decompressed = (size_t)b->lim.decompressed_max_bytes,
+        .allow_zstd = v >= 7,
+    };
+    if (rec.len <= 0)
+        return KERR_INVALID_RECORD;
+    uint8_t *batch;
+    size_t n;
+    struct records_batch_info bi;
+    int err;
+    if (v >= 3) {
+        err = records_validate_v2(rec.ptr, (size_t)rec.len, &lim, &bi, scratch);
+        if (err)
+            return err;
+        if (bi.is_transactional)
+            return KERR_INVALID_TXN_STATE; /* no transaction was begun */
+        batch = (uint8_t *)rec.ptr;        /* the frame is ours to modify */
+        n = (size_t)rec.len;
+    } else {
+        obuf_reset(scratch);
+        err = records_upconvert(rec.ptr, (size_t)rec.len, clock_wall_ms(), &lim, scratch, &bi);
+        if (err)
+            return err;
+        batch = scratch->data;
+        n = scratch->len;
+    }
+    int64_t now = clock_wall_ms();
+    if (t->settings.log_append_time) {
+        records_set_log_append_time(batch, n, now);
+        pr->LogAppendTimeMs = now;
+    }
+    records_set_partition_leader_epoch(batch, 0);
+    int64_t base;
+    if (plog_append(part->log, batch, n, now, &base) < 0) {
+        log_error("append to %s-%d failed: %s", t->name, part->index, strerror(errno));
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    pr->BaseOffset = base;
+    pr->LogStartOffset = part->log->log_start_offset;
+    b->appends++;
+    return 0;
+}
+
+int handle_produce(struct broker *b, struct request *r)
+{
+    int16_t v = r->api_version;
+    struct ProduceRequest *req = arena_alloc(&r->arena, sizeof *req);
+    struct produce_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!req || !st || ProduceRequest_decode(&r->body, &r->arena, v, req) < 0)
+        return API_CLOSE;
+    r->state = st;
+    st->version = v;
+    struct ProduceResponse *resp = &st->resp;
+    ProduceResponse_init(resp);
+    bool bad_acks = req->Acks != 0 && req->Acks != 1 && req->Acks != -1;
+    bool transactional = req->TransactionalId.len >= 0;
+    r->no_response = req->Acks == 0;
+    if (HANDLER_ITEMS(r, resp->Responses, req->TopicData.count, ProduceResponse_TopicProduceResponse_init) < 0)
+        return API_CLOSE;
+
+    int flush_fds[FLUSH_MAX_FDS];
+    int nflush = 0;
+    bool wait_flush = false;
+    struct obuf scratch;
+    obuf_init(&scratch);
+    int64_t now = clock_wall_ms();
+    for (int32_t ti = 0; ti < req->TopicData.count; ti++) {
+        struct ProduceRequest_TopicProduceData *td = &req->TopicData.items[ti];
+        struct ProduceResponse_TopicProduceResponse *tr = &resp->Responses.items[ti];
+        tr->Name = td->Name;
+        if (HANDLER_ITEMS(r, tr->PartitionResponses, td->PartitionData.count,
+                          ProduceResponse_PartitionProduceResponse_init) < 0) {
+            obuf_free(&scratch);
+            return API_CLOSE;
+        }
+        bool dup_topic = false;
+        for (int32_t k = 0; k < ti; k++)
+            if (req->TopicData.items[k].Name.len == td->Name.len && td->Name.len >= 0 &&
+                memcmp(req->TopicData.items[k].Name.ptr, td->Name.ptr, (size_t)td->Name.len) == 0)
+                dup_topic = true;
+        const char *why;
+        int topic_err = 0;
+        struct topic *t = NULL;
+        if (td->Name.len < 0 || catalog_check_name(td->Name.ptr, (size_t)td->Name.len, &why) < 0) {
+            topic_err = KERR_INVALID_TOPIC_EXCEPTION;
+        } else {
+            t = catalog_find(&b->cat, td->Name.ptr, (size_t)td->Name.len);
+            if (!t)
+                t = broker_auto_create(b, td->Name.ptr, (size_t)td->Name.len);
+            if (!t)
+                topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        for (int32_t pi = 0; pi < td->PartitionData.count; pi++) {
+            struct ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[pi];
+            struct ProduceResponse_PartitionProduceResponse *pr = &tr->PartitionResponses.items[pi];
+            pr->Index = pd->Index;
+            pr->BaseOffset = -1;
+            pr->LogAppendTimeMs = -1;
+            pr->LogStartOffset = -1;
+            int err = 0;
+            bool dup = dup_topic;
+            for (int32_t k = 0; k < pi; k++)
+                if (td->PartitionData.items[k].Index == pd->Index)
+                    dup = true;
+            struct partition *part = t ? catalog_partition(t, pd->Index) : NULL;
+            if (bad_acks)
+                err = KERR_INVALID_REQUIRED_ACKS;
+            else if (transactional)
+                err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            else if (topic_err)
+                err = topic_err;
+            else if (dup)
+                err = KERR_INVALID_REQUEST;
+            else if (!part)
+                err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else
+                err = append_one(b, r, part, pd->Records, pr, &scratch);
+            pr->ErrorCode = (int16_t)err;
+            if (err || !part)
+                continue;
+            struct plog *lg = part->log;
+            if (lg->unflushed >= t->settings.flush_messages && nflush + 2 <= FLUSH_MAX_FDS) {
+                nflush += plog_take_dirty_fds(lg, flush_fds + nflush, 2, now);
+                if (t->settings.flush_messages == 1 && req->Acks != 0)
+                    wait_flush = true;
+            }
+        }
+    }
+    obuf_free(&scratch);
+    if (nflush > 0) {
+        int rc = flusher_submit(b->flusher, flush_fds, nflush, wait_flush ? produce_flushed : NULL, r);
+        if (rc == 0 && wait_flush)
+            return API_PARKED;
+        if (rc < 0 && wait_flush) {
+            /* could not queue the fsync: the data is not known to be durable */
+            for (int32_t t = 0; t < resp->Responses.count; t++)
+                for (int32_t p = 0; p < resp->Responses.items[t].PartitionResponses.count; p++)
+                    if (resp->Responses.items[t].PartitionResponses.items[p].ErrorCode == 0)
+                        resp->Responses.items[t].PartitionResponses.items[p].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        }
+    }
+    if (!r->no_response)
+        ProduceResponse_encode(&r->out, v, resp);
+    return API_DONE;
+}
