@@ -16,6 +16,17 @@ const struct api_entry api_table[] = {
     {KAPI_DELETETOPICS, 0, 3, handle_delete_topics},
     {KAPI_DESCRIBECONFIGS, 0, 2, handle_describe_configs},
     {KAPI_CREATEPARTITIONS, 0, 1, handle_create_partitions},
+    {KAPI_OFFSETCOMMIT, 0, 7, handle_offset_commit},
+    {KAPI_OFFSETFETCH, 0, 5, handle_offset_fetch},
+    {KAPI_FINDCOORDINATOR, 0, 2, handle_find_coordinator},
+    {KAPI_JOINGROUP, 0, 5, handle_join_group},
+    {KAPI_HEARTBEAT, 0, 3, handle_heartbeat},
+    {KAPI_LEAVEGROUP, 0, 3, handle_leave_group},
+    {KAPI_SYNCGROUP, 0, 3, handle_sync_group},
+    {KAPI_DESCRIBEGROUPS, 0, 4, handle_describe_groups},
+    {KAPI_LISTGROUPS, 0, 2, handle_list_groups},
+    {KAPI_DELETEGROUPS, 0, 1, handle_delete_groups},
+    {KAPI_OFFSETDELETE, 0, 0, handle_offset_delete},
 };
 
 const int api_table_len = sizeof api_table / sizeof api_table[0];

@@ -14,6 +14,7 @@
 
 #include "broker/api.h"
 #include "broker/conn.h"
+#include "broker/group.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -173,6 +174,7 @@ static void tick(struct loop *l, void *arg)
 {
     struct broker *b = arg;
     conn_reap(b);
+    coord_tick(b);
     int64_t now = clock_wall_ms();
     for (int i = 0; i < b->cat.ntopics; i++) {
         struct topic *t = b->cat.topics[i];
@@ -222,6 +224,8 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the flush thread");
         return -1;
     }
+    if (coord_init(b, err, errlen) < 0)
+        return -1;
     if (conn_listen(b, err, errlen) < 0)
         return -1;
     if (b->listen_port == 0) {
@@ -262,6 +266,7 @@ void broker_free(struct broker *b)
     }
     /* let pending flushes finish, so parked produces are answered or freed */
     flusher_free(b->flusher);
+    coord_free(b);
     if (b->cat.data_dir)
         catalog_close(&b->cat);
     xfree(b->parked_fetches);

@@ -23,6 +23,7 @@
 struct broker;
 struct conn;
 struct flusher;
+struct coordinator;
 
 struct request {
     struct request *next;     /* the connection's queue */
@@ -71,6 +72,7 @@ struct broker {
     struct config *cfg;       /* borrows the process's properties */
     struct catalog cat;
     struct flusher *flusher;
+    struct coordinator *coord; /* consumer groups (group.h) */
     struct broker_limits lim;
     int32_t node_id;
     char listen_host[256];

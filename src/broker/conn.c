@@ -291,15 +291,18 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     if (r->flexible && r->api_key != KAPI_APIVERSIONS)
         obuf_put_u8(&r->out, 0); /* response header v1: no tagged fields */
     r->body_start = r->out.len;
+    /* While the handler runs, the request counts as parked: a handler may
+     * answer it through request_done() (which can send and free it) and
+     * then return API_PARKED, so r is not touched after that. */
+    r->parked = true;
     int rc = api->handle(b, r);
     if (rc == API_CLOSE) {
+        r->parked = false;
         log_warn("closing %s: malformed %s v%d request", c->peer, kmsg_api(r->api_key)->name, r->api_version);
         return -1;
     }
     if (rc == API_DONE)
         request_done(r);
-    else
-        r->parked = true;
     return 0;
 }
 

@@ -5,8 +5,8 @@
  * and a command that cannot reach the cluster would bury its one-sentence
  * error under them.  So unless the user asked for librdkafka's logs (-X debug
  * or -X log_level), connection-failure logs are dropped here and the last such
- * error, captured through error_cb, is added to the command's own message by
- * client_report().  The capture is process-wide: a CLI command runs one client
+ * error (captured from the log and from error_cb) is added to the command's
+ * own message by client_report().  The capture is process-wide: a CLI command runs one client
  * at a time. */
 #include "cli/client_opts.h"
 
@@ -20,9 +20,10 @@
 
 #include "common/alloc.h"
 
-/* The last error that librdkafka reported through error_cb (any handle).
- * Written on whichever thread serves the handle's main queue, read by the
- * command's thread, hence the mutex. */
+/* The last error that librdkafka reported through error_cb or logged as a
+ * failure (any handle).  Written on librdkafka's threads or whichever thread
+ * serves the handle's main queue, read by the command's thread, hence the
+ * mutex. */
 static pthread_mutex_t last_err_lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_err[512];
 
@@ -102,7 +103,8 @@ static int add_xprop(struct client_opts *o, const char *cmd, const char *kv)
     }
     o->xprops = grown;
     o->xprops[o->nxprops++] = kv;
-    if ((eq - kv == 5 && !strncmp(kv, "debug", 5)) || (eq - kv == 9 && !strncmp(kv, "log_level", 9)))
+    if ((eq - kv == 5 && !strncmp(kv, "debug", 5)) ||
+        (eq - kv == 9 && !strncmp(kv, "log_level", 9)))
         o->verbose_logs = 1;
     return 0;
 }
@@ -161,7 +163,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
     pthread_mutex_lock(&last_err_lock);
-    snprintf(last_err, sizeof last_err, "%s", reason ? reason : rd_kafka_err2str(err));
+    /* "N/N brokers are down" says less than the failure that caused it. */
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !last_err[0])
+        snprintf(last_err, sizeof last_err, "%s", reason ? reason : rd_kafka_err2str(err));
     pthread_mutex_unlock(&last_err_lock);
     if (logs_verbose || err == RD_KAFKA_RESP_ERR__FATAL)
         fprintf(stderr, "%s: error: %s: %s\n", rd_kafka_name(rk), rd_kafka_err2name(err),
@@ -171,10 +175,21 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* Runs on librdkafka's internal threads. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    /* Connection failures also arrive through on_error and end up in the
-     * command's error sentence; repeating them here is noise. */
-    if (!logs_verbose && (!strcmp(fac, "FAIL") || !strcmp(fac, "ERROR")))
-        return;
+    /* Connection failures are logged here as they happen, without waiting
+     * for anyone to poll, so this is where they are captured.  They end up in
+     * the command's error sentence; repeating each of them here is noise. */
+    if (!strcmp(fac, "FAIL") || !strcmp(fac, "ERROR")) {
+        const char *msg = buf;
+
+        /* Drop the "[thrd:NAME]: " prefix that librdkafka puts on logs. */
+        if (!strncmp(msg, "[thrd:", 6) && strstr(msg, "]: "))
+            msg = strstr(msg, "]: ") + 3;
+        pthread_mutex_lock(&last_err_lock);
+        snprintf(last_err, sizeof last_err, "%s", msg);
+        pthread_mutex_unlock(&last_err_lock);
+        if (!logs_verbose)
+            return;
+    }
     fprintf(stderr, "%s: log %d %s: %s\n", rd_kafka_name(rk), level, fac, buf);
 }
 
@@ -249,6 +264,14 @@ rd_kafka_t *client_admin_new(const struct client_opts *o, const char *cmd)
     return conf ? client_handle_new(cmd, RD_KAFKA_PRODUCER, conf) : NULL;
 }
 
+int client_last_error(char *buf, size_t size)
+{
+    pthread_mutex_lock(&last_err_lock);
+    snprintf(buf, size, "%s", last_err);
+    pthread_mutex_unlock(&last_err_lock);
+    return buf[0] != '\0';
+}
+
 static int looks_unreachable(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
@@ -272,13 +295,11 @@ void client_report(rd_kafka_t *rk, const struct client_opts *o, const char *cmd,
 {
     char last[sizeof last_err];
 
-    /* A producer/admin handle's errors wait in its main queue until polled;
-     * a consumer's main queue is served by rd_kafka_consumer_poll. */
+    /* A producer/admin handle's other errors wait in its main queue until
+     * polled (a consumer's are served by rd_kafka_consumer_poll). */
     if (rk && rd_kafka_type(rk) == RD_KAFKA_PRODUCER)
         rd_kafka_poll(rk, 0);
-    pthread_mutex_lock(&last_err_lock);
-    memcpy(last, last_err, sizeof last);
-    pthread_mutex_unlock(&last_err_lock);
+    client_last_error(last, sizeof last);
 
     fprintf(stderr, "%s: %s: ", cmd, what);
     put_clause(reason && *reason ? reason : rd_kafka_err2str(err));

@@ -88,6 +88,10 @@ rd_kafka_t *client_admin_new(const struct client_opts *o, const char *cmd);
 void client_report(rd_kafka_t *rk, const struct client_opts *o, const char *cmd,
                    const char *what, rd_kafka_resp_err_t err, const char *reason);
 
+/* Copies the last connection failure or client error that librdkafka
+ * reported (on any handle) into buf.  Returns 1 if there was one, else 0. */
+int client_last_error(char *buf, size_t size);
+
 /* Fetches metadata for all topics and finds topic.  On success returns 0 with
  * *md (owned: rd_kafka_metadata_destroy) and *mt (a view into *md, or NULL if
  * topic is NULL).  Returns -1 after printing an error (including "topic does

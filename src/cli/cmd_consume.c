@@ -262,6 +262,14 @@ int cmd_consume(int argc, char **argv)
     rd_kafka_poll_set_consumer(rk);
 
     if (group) {
+        const struct rd_kafka_metadata *md;
+        const rd_kafka_metadata_topic_t *mt;
+
+        /* A group member waits for a topic that does not exist yet, but an
+         * unreachable cluster should fail now, as it does without --group. */
+        if (client_topic_metadata(rk, &co, CMD, NULL, &md, &mt) < 0)
+            goto close;
+        rd_kafka_metadata_destroy(md);
         subs = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
         err = rd_kafka_subscribe(rk, subs);

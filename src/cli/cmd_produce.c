@@ -149,7 +149,9 @@ int cmd_produce(int argc, char **argv)
             if (r < 0)
                 goto out;
             if (!valid_compression(v)) {
-                fprintf(stderr, CMD ": --compression expects none, gzip, snappy, lz4 or zstd, not '%s'.\n",
+                fprintf(stderr,
+                        CMD ": --compression expects none, gzip, snappy, lz4 or zstd, "
+                            "not '%s'.\n",
                         v);
                 goto out;
             }

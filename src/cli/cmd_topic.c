@@ -246,7 +246,8 @@ static int check_topic_results(rd_kafka_t *rk, const struct topic_args *a,
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[k]);
 
         if (err) {
-            client_report(rk, &a->co, a->cmd, what, err, rd_kafka_topic_result_error_string(res[k]));
+            client_report(rk, &a->co, a->cmd, what, err,
+                          rd_kafka_topic_result_error_string(res[k]));
             return -1;
         }
     }
@@ -388,7 +389,8 @@ static int cmp_partition(const void *x, const void *y)
  * resource (a view valid until the event is destroyed), or returns NULL after
  * printing an error. */
 static rd_kafka_event_t *describe_configs(struct topic_args *a, rd_kafka_t *rk,
-                                          rd_kafka_queue_t *q, const rd_kafka_ConfigResource_t **res)
+                                          rd_kafka_queue_t *q,
+                                          const rd_kafka_ConfigResource_t **res)
 {
     char what[300];
     rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, a->name);
@@ -589,7 +591,9 @@ static int alter_configs(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t 
         if (!is_topic_override(cs[k]) || config_changed(a, name))
             continue;
         if (!val) {
-            fprintf(stderr, "%s: warning: the sensitive config %s cannot be read back and will be reset.\n",
+            fprintf(stderr,
+                    "%s: warning: the sensitive config %s cannot be read back and will be "
+                    "reset.\n",
                     a->cmd, name);
             continue;
         }
@@ -689,7 +693,9 @@ int cmd_topic(int argc, char **argv)
         goto out;
     }
     if (!strcmp(subs[s].name, "alter") && !a.partitions_given && !a.nconfigs && !a.ndeletes) {
-        fprintf(stderr, "%s: nothing to change; give --partitions N, --config k=v or --delete-config k.\n",
+        fprintf(stderr,
+                "%s: nothing to change; give --partitions N, --config k=v or "
+                "--delete-config k.\n",
                 cmd);
         goto out;
     }

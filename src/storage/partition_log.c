@@ -289,3 +289,58 @@ int64_t plog_size(const struct plog *l)
         n += l->segs[i]->size;
     return n;
 }
+
+int plog_for_each_batch(const struct plog *l, int64_t from,
+                        int (*fn)(void *arg, const uint8_t *batch, size_t n), void *arg)
+{
+    size_t cap = 1 << 20;
+    uint8_t *buf = xmalloc(cap);
+    if (!buf)
+        return -1;
+    int rc = 0;
+    for (int i = from > l->log_start_offset ? find_seg(l, from) : 0; i < l->nsegs && !rc; i++) {
+        const struct segment *s = l->segs[i];
+        int64_t pos = 0;
+        int32_t size;
+        if (from > s->base_offset && seg_find(s, from, &pos, &size) < 0)
+            continue;
+        while (pos < s->size && !rc) {
+            size_t want = (size_t)(s->size - pos) < cap ? (size_t)(s->size - pos) : cap;
+            ssize_t got = pread(s->fd, buf, want, pos);
+            if (got <= 0) {
+                rc = -1;
+                break;
+            }
+            struct records_iter it;
+            records_iter_init(&it, buf, (size_t)got, false);
+            const uint8_t *batch;
+            size_t n;
+            int r;
+            while ((r = records_iter_next(&it, NULL, &batch, &n)) == RECORDS_ITER_BATCH && !rc)
+                rc = fn(arg, batch, n);
+            if (rc)
+                break;
+            if (it.pos == 0) {
+                if (r != RECORDS_ITER_TRUNCATED || (size_t)got < want) {
+                    rc = r == RECORDS_ITER_TRUNCATED && (size_t)got == want ? 0 : -1;
+                    break;
+                }
+                /* one batch larger than the buffer: grow and retry */
+                uint8_t hdr[12];
+                memcpy(hdr, buf, 12);
+                size_t need = ((size_t)hdr[8] << 24 | (size_t)hdr[9] << 16 | (size_t)hdr[10] << 8 | hdr[11]) + 12;
+                uint8_t *nb = need <= (1u << 30) ? xrealloc(buf, need) : NULL;
+                if (!nb) {
+                    rc = -1;
+                    break;
+                }
+                buf = nb;
+                cap = need;
+                continue;
+            }
+            pos += (int64_t)it.pos;
+        }
+    }
+    xfree(buf);
+    return rc;
+}

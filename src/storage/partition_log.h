@@ -60,6 +60,13 @@ void plog_maybe_roll_by_age(struct plog *l, int64_t now_ms);
  * the caller closes them), for the flush thread.  Resets `unflushed`. */
 int plog_take_dirty_fds(struct plog *l, int *fds, int max, int64_t now_ms);
 
+/* Calls fn for every whole batch from the one holding offset `from` to the
+ * log end, in order (start-up replay of internal topics, compaction).  The
+ * batch is a view valid during the call.  Stops early when fn returns
+ * non-zero and returns that value; returns -1 on a read error, else 0. */
+int plog_for_each_batch(const struct plog *l, int64_t from,
+                        int (*fn)(void *arg, const uint8_t *batch, size_t n), void *arg);
+
 /* Total bytes of all segments. */
 int64_t plog_size(const struct plog *l);
 

@@ -1,0 +1,132 @@
+/* group.h: the group coordinator: consumer groups with Kafka's classic
+ * rebalance protocol (JoinGroup / SyncGroup / Heartbeat / LeaveGroup),
+ * static membership, and committed offsets.  Offsets and group metadata are
+ * written to the internal compacted topic __consumer_offsets (formats in
+ * group_store.h) before a commit is acknowledged, and read back at start-up.
+ *
+ * The handlers (handle_*_group.c, handle_offset_*.c) decode and encode the
+ * wire messages; this module owns every group's state and answers parked
+ * JoinGroup and SyncGroup requests when a rebalance step completes.
+ * Loop thread only.
+ *
+ * States (Kafka's names):
+ *   EMPTY                 no members; offsets may still be kept
+ *   PREPARING_REBALANCE   waiting for members to (re)join
+ *   COMPLETING_REBALANCE  joined; waiting for the leader's assignment
+ *   STABLE                assignments handed out; members heartbeat
+ *   DEAD                  deleted; removed from the table at once */
+#ifndef SHOPSTREAM_GROUP_H
+#define SHOPSTREAM_GROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+#include "protocol/kmsg.h"
+
+enum group_state {
+    GROUP_EMPTY,
+    GROUP_PREPARING_REBALANCE,
+    GROUP_COMPLETING_REBALANCE,
+    GROUP_STABLE,
+    GROUP_DEAD,
+};
+
+struct group_protocol {
+    char *name;        /* owned */
+    uint8_t *metadata; /* owned */
+    int32_t len;
+};
+
+struct group_member {
+    char *id;                  /* owned */
+    char *instance_id;         /* owned, NULL for dynamic members */
+    char *client_id, *client_host; /* owned */
+    int32_t session_timeout_ms, rebalance_timeout_ms;
+    struct group_protocol *protocols; /* owned, in the member's preference order */
+    int nprotocols;
+    uint8_t *assignment;       /* owned, from the leader's SyncGroup */
+    int32_t assignment_len;
+    int64_t last_seen_ms;      /* monotonic: last heartbeat, join or sync */
+    struct request *join_req;  /* a parked JoinGroup, or NULL */
+    struct request *sync_req;  /* a parked SyncGroup, or NULL */
+};
+
+struct group_offset {
+    char *topic;       /* owned */
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata;    /* owned */
+    int64_t commit_ms; /* wall time */
+};
+
+struct group {
+    char *id;                  /* owned */
+    enum group_state state;
+    int32_t generation;
+    char *protocol_type;       /* owned, NULL while empty and new */
+    char *protocol;            /* owned: the chosen assignor */
+    char *leader;              /* owned member id */
+    struct group_member **members; /* owned */
+    int nmembers, capmembers;
+    struct group_offset *offsets;  /* owned */
+    int noffsets, capoffsets;
+    char **pending;            /* member ids handed out with MEMBER_ID_REQUIRED */
+    int npending;
+    int64_t rebalance_timer;   /* loop timer id, 0 if none */
+    int64_t rebalance_deadline_ms;
+    bool initial_join;         /* the first rebalance of an empty group */
+};
+
+struct coordinator {
+    struct group **groups;     /* owned */
+    int ngroups, capgroups;
+    struct topic *offsets_topic; /* borrows __consumer_offsets */
+    int64_t initial_delay_ms;  /* group.initial.rebalance.delay.ms */
+    int32_t min_session_ms, max_session_ms; /* group.min/max.session.timeout.ms */
+    int32_t max_metadata_bytes;    /* offset.metadata.max.bytes */
+};
+
+/* Creates __consumer_offsets if missing and loads every group from it.
+ * Returns 0 or -1 with a message. */
+int coord_init(struct broker *b, char *err, size_t errlen);
+void coord_free(struct broker *b);
+/* Expires members whose session timed out.  Called every tick. */
+void coord_tick(struct broker *b);
+
+struct group *coord_find(struct broker *b, kstr id);
+
+/* Each writes the response body into r->out and returns API_DONE, or parks
+ * the request and returns API_PARKED. */
+int group_join(struct broker *b, struct request *r, const struct JoinGroupRequest *req);
+int group_sync(struct broker *b, struct request *r, const struct SyncGroupRequest *req);
+/* These return a Kafka error code. */
+int group_heartbeat(struct broker *b, const struct HeartbeatRequest *req);
+int group_leave_member(struct broker *b, struct group *g, kstr member_id, kstr instance_id);
+int group_delete(struct broker *b, kstr id);
+/* Drops a group from memory only (replay of a deleted group). */
+void group_forget(struct broker *b, kstr id);
+
+/* Checks that a member may commit for the group (generation -1 with an
+ * empty member id is an assign()-style commit, allowed while the group has
+ * no members).  Returns a Kafka error code.  *out is the group, created
+ * when missing. */
+int group_check_commit(struct broker *b, kstr id, int32_t generation, kstr member_id, kstr instance_id,
+                       struct group **out);
+/* Stores one committed offset in memory (group_store persists it). */
+int group_set_offset(struct group *g, const char *topic, int32_t partition, int64_t offset, int32_t epoch,
+                     const char *metadata, int64_t commit_ms);
+struct group_offset *group_get_offset(struct group *g, const char *topic, size_t topic_len, int32_t partition);
+/* Removes one committed offset; returns true if it existed. */
+bool group_remove_offset(struct group *g, const char *topic, int32_t partition);
+/* Whether an active member subscribes to topic (consumer protocol). */
+bool group_subscribed(const struct group *g, const char *topic);
+
+const char *group_state_name(enum group_state s);
+
+/* Java's String.hashCode of the group id, modulo n, made positive as Kafka
+ * does: which __consumer_offsets partition holds the group. */
+int32_t group_partition_for(const char *id, size_t len, int32_t n);
+
+#endif

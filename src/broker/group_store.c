@@ -1,0 +1,331 @@
+/* group_store.c: see group_store.h. */
+#include "broker/group_store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "protocol/kerr.h"
+#include "protocol/records.h"
+
+static struct partition *group_part(struct broker *b, const char *id)
+{
+    struct topic *t = b->coord->offsets_topic;
+    return t->parts[group_partition_for(id, strlen(id), t->npartitions)];
+}
+
+static void put_str(struct obuf *o, const char *s)
+{
+    if (!s) {
+        obuf_put_be16(o, 0xffff);
+        return;
+    }
+    size_t n = strlen(s);
+    obuf_put_be16(o, (uint16_t)n);
+    obuf_put(o, s, n);
+}
+
+static void put_bytes(struct obuf *o, const uint8_t *p, int32_t n)
+{
+    obuf_put_be32(o, (uint32_t)n);
+    if (n > 0)
+        obuf_put(o, p, (size_t)n);
+}
+
+static void offset_key(struct obuf *o, const char *group, const char *topic, int32_t partition)
+{
+    obuf_put_be16(o, 1);
+    put_str(o, group);
+    put_str(o, topic);
+    obuf_put_be32(o, (uint32_t)partition);
+}
+
+static void group_key(struct obuf *o, const char *group)
+{
+    obuf_put_be16(o, 2);
+    put_str(o, group);
+}
+
+/* Appends recs as one batch to the group's partition. */
+static int append(struct broker *b, const char *group, const struct records_rec *recs, int n, int *fds, int *nfds,
+                  bool *wait)
+{
+    struct partition *p = group_part(b, group);
+    struct obuf batch;
+    obuf_init(&batch);
+    int64_t now = clock_wall_ms();
+    int rc = records_build_v2(&batch, 0, now, recs, n, -1, -1, -1);
+    if (rc || batch.oom) {
+        obuf_free(&batch);
+        return KERR_UNKNOWN_SERVER_ERROR;
+    }
+    int64_t base;
+    if (plog_append(p->log, batch.data, batch.len, now, &base) < 0) {
+        obuf_free(&batch);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    obuf_free(&batch);
+    b->appends++;
+    if (nfds)
+        *nfds = 0;
+    if (wait)
+        *wait = false;
+    struct topic *t = p->topic;
+    if (fds && p->log->unflushed >= t->settings.flush_messages) {
+        *nfds = plog_take_dirty_fds(p->log, fds, 2, now);
+        *wait = t->settings.flush_messages == 1;
+    }
+    return 0;
+}
+
+int gstore_write_offsets(struct broker *b, struct group *g, const struct gstore_commit *c, int n,
+                         int64_t commit_ms, int *fds, int *nfds, bool *wait)
+{
+    struct obuf keys, vals;
+    obuf_init(&keys);
+    obuf_init(&vals);
+    size_t *koff = xcalloc((size_t)n + 1, sizeof *koff), *voff = xcalloc((size_t)n + 1, sizeof *voff);
+    struct records_rec *recs = xcalloc((size_t)n + 1, sizeof *recs);
+    int rc = KERR_UNKNOWN_SERVER_ERROR;
+    if (!koff || !voff || !recs)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        koff[i] = keys.len;
+        offset_key(&keys, g->id, c[i].topic, c[i].partition);
+        voff[i] = vals.len;
+        obuf_put_be16(&vals, 3);
+        obuf_put_be64(&vals, (uint64_t)c[i].offset);
+        obuf_put_be32(&vals, (uint32_t)c[i].leader_epoch);
+        put_str(&vals, c[i].metadata ? c[i].metadata : "");
+        obuf_put_be64(&vals, (uint64_t)commit_ms);
+    }
+    koff[n] = keys.len;
+    voff[n] = vals.len;
+    if (keys.oom || vals.oom)
+        goto out;
+    for (int i = 0; i < n; i++)
+        recs[i] = (struct records_rec){keys.data + koff[i], (int32_t)(koff[i + 1] - koff[i]), vals.data + voff[i],
+                                       (int32_t)(voff[i + 1] - voff[i]), commit_ms, NULL, 0};
+    rc = append(b, g->id, recs, n, fds, nfds, wait);
+out:
+    xfree(koff);
+    xfree(voff);
+    xfree(recs);
+    obuf_free(&keys);
+    obuf_free(&vals);
+    return rc;
+}
+
+int gstore_delete_offsets(struct broker *b, struct group *g, const struct gstore_commit *c, int n)
+{
+    struct obuf keys;
+    obuf_init(&keys);
+    size_t *koff = xcalloc((size_t)n + 1, sizeof *koff);
+    struct records_rec *recs = xcalloc((size_t)n + 1, sizeof *recs);
+    int rc = KERR_UNKNOWN_SERVER_ERROR;
+    if (koff && recs) {
+        for (int i = 0; i < n; i++) {
+            koff[i] = keys.len;
+            offset_key(&keys, g->id, c[i].topic, c[i].partition);
+        }
+        koff[n] = keys.len;
+        int64_t now = clock_wall_ms();
+        for (int i = 0; i < n; i++)
+            recs[i] = (struct records_rec){keys.data + koff[i], (int32_t)(koff[i + 1] - koff[i]), NULL, -1, now, NULL, 0};
+        rc = keys.oom ? KERR_UNKNOWN_SERVER_ERROR : append(b, g->id, recs, n, NULL, NULL, NULL);
+    }
+    xfree(koff);
+    xfree(recs);
+    obuf_free(&keys);
+    return rc;
+}
+
+int gstore_write_group(struct broker *b, struct group *g)
+{
+    struct obuf key, val;
+    obuf_init(&key);
+    obuf_init(&val);
+    group_key(&key, g->id);
+    obuf_put_be16(&val, 3);
+    put_str(&val, g->protocol_type ? g->protocol_type : "");
+    obuf_put_be32(&val, (uint32_t)g->generation);
+    put_str(&val, g->protocol);
+    put_str(&val, g->leader);
+    obuf_put_be64(&val, (uint64_t)clock_wall_ms());
+    obuf_put_be32(&val, (uint32_t)g->nmembers);
+    for (int i = 0; i < g->nmembers; i++) {
+        struct group_member *m = g->members[i];
+        put_str(&val, m->id);
+        put_str(&val, m->instance_id);
+        put_str(&val, m->client_id ? m->client_id : "");
+        put_str(&val, m->client_host ? m->client_host : "");
+        obuf_put_be32(&val, (uint32_t)m->rebalance_timeout_ms);
+        obuf_put_be32(&val, (uint32_t)m->session_timeout_ms);
+        const struct group_protocol *sub = NULL;
+        for (int p = 0; p < m->nprotocols; p++)
+            if (g->protocol && strcmp(m->protocols[p].name, g->protocol) == 0)
+                sub = &m->protocols[p];
+        put_bytes(&val, sub ? sub->metadata : NULL, sub ? sub->len : 0);
+        put_bytes(&val, m->assignment, m->assignment ? m->assignment_len : 0);
+    }
+    int rc = KERR_UNKNOWN_SERVER_ERROR;
+    if (!key.oom && !val.oom) {
+        struct records_rec rec = {key.data, (int32_t)key.len, val.data, (int32_t)val.len, clock_wall_ms(), NULL, 0};
+        rc = append(b, g->id, &rec, 1, NULL, NULL, NULL);
+    }
+    obuf_free(&key);
+    obuf_free(&val);
+    if (rc)
+        log_error("group %s: cannot write its metadata to " GSTORE_TOPIC, g->id);
+    return rc;
+}
+
+int gstore_delete_group(struct broker *b, struct group *g)
+{
+    int n = g->noffsets;
+    struct gstore_commit *c = xcalloc((size_t)n + 1, sizeof *c);
+    if (!c)
+        return -1;
+    for (int i = 0; i < n; i++)
+        c[i] = (struct gstore_commit){g->offsets[i].topic, g->offsets[i].partition, 0, -1, NULL};
+    int rc = n ? gstore_delete_offsets(b, g, c, n) : 0;
+    xfree(c);
+    if (rc)
+        return -1;
+    struct obuf key;
+    obuf_init(&key);
+    group_key(&key, g->id);
+    struct records_rec rec = {key.data, (int32_t)key.len, NULL, -1, clock_wall_ms(), NULL, 0};
+    rc = key.oom ? -1 : append(b, g->id, &rec, 1, NULL, NULL, NULL);
+    obuf_free(&key);
+    return rc ? -1 : 0;
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
+static struct group *replay_group(struct broker *b, kstr id)
+{
+    struct group *g = coord_find(b, id);
+    if (g)
+        return g;
+    /* group_check_commit creates groups; reuse it for an assign()-style id */
+    if (group_check_commit(b, id, -1, (kstr){"", 0}, (kstr){NULL, -1}, &g) != 0)
+        return NULL;
+    return g;
+}
+
+static void replay_record(struct broker *b, const struct records_record_view *rv)
+{
+    struct kread k;
+    kread_init(&k, rv->key, rv->key_len > 0 ? (size_t)rv->key_len : 0);
+    int16_t kv = kr_int16(&k);
+    kstr group = kr_str(&k, false, false);
+    if (k.err || group.len <= 0)
+        return;
+    if (kv == 0 || kv == 1) {
+        kstr topic = kr_str(&k, false, false);
+        int32_t partition = kr_int32(&k);
+        if (k.err || topic.len <= 0)
+            return;
+        char tname[256];
+        snprintf(tname, sizeof tname, "%.*s", topic.len, topic.ptr);
+        struct group *g = replay_group(b, group);
+        if (!g)
+            return;
+        if (rv->value_len < 0) {
+            group_remove_offset(g, tname, partition);
+            return;
+        }
+        struct kread v;
+        kread_init(&v, rv->value, (size_t)rv->value_len);
+        int16_t vv = kr_int16(&v);
+        int64_t offset = kr_int64(&v);
+        int32_t epoch = vv >= 3 ? kr_int32(&v) : -1;
+        kstr meta = kr_str(&v, false, true);
+        int64_t ts = kr_int64(&v);
+        if (v.err)
+            return;
+        char mbuf[4200];
+        snprintf(mbuf, sizeof mbuf, "%.*s", meta.len > 0 ? meta.len : 0, meta.ptr ? meta.ptr : "");
+        group_set_offset(g, tname, partition, offset, epoch, mbuf, ts);
+    } else if (kv == 2) {
+        if (rv->value_len < 0) {
+            group_forget(b, group); /* deleted (its offsets' tombstones came first) */
+            return;
+        }
+        struct kread v;
+        kread_init(&v, rv->value, (size_t)rv->value_len);
+        kr_int16(&v);
+        kstr ptype = kr_str(&v, false, true);
+        int32_t gen = kr_int32(&v);
+        if (v.err)
+            return;
+        struct group *g = replay_group(b, group);
+        if (!g)
+            return;
+        g->generation = gen;
+        xfree(g->protocol_type);
+        g->protocol_type = ptype.len > 0 ? xstrndup(ptype.ptr, (size_t)ptype.len) : NULL;
+    }
+}
+
+static int replay_batch(void *arg, const uint8_t *batch, size_t n)
+{
+    struct broker *b = arg;
+    struct records_batch_info bi;
+    if (records_parse_header(batch, n, &bi) < 0 || bi.is_control)
+        return 0;
+    struct obuf scratch;
+    obuf_init(&scratch);
+    struct records_limits lim = {0, 0, true};
+    const uint8_t *body;
+    size_t len;
+    if (records_batch_body(batch, n, &lim, &scratch, &body, &len) == 0) {
+        const uint8_t *p = body, *end = body + len;
+        struct records_record_view rv;
+        for (int32_t i = 0; i < bi.record_count && p < end; i++) {
+            if (records_record_next(&p, end, &rv) < 0)
+                break;
+            replay_record(b, &rv);
+        }
+    }
+    obuf_free(&scratch);
+    return 0;
+}
+
+int gstore_open(struct broker *b, char *err, size_t errlen)
+{
+    struct topic *t = catalog_find(&b->cat, GSTORE_TOPIC, strlen(GSTORE_TOPIC));
+    if (!t) {
+        int64_t n = 50;
+        const char *v = config_get(b->cfg, "offsets.topic.num.partitions");
+        if (v && (config_parse_i64(v, &n) < 0 || n < 1 || n > 1000)) {
+            snprintf(err, errlen, "offsets.topic.num.partitions=%s must be between 1 and 1000", v);
+            return -1;
+        }
+        struct config ov;
+        config_init(&ov);
+        config_set(&ov, "cleanup.policy", "compact");
+        const char *seg = config_get(b->cfg, "offsets.topic.segment.bytes");
+        config_set(&ov, "segment.bytes", seg ? seg : "104857600");
+        char e[256];
+        int rc = catalog_create(&b->cat, GSTORE_TOPIC, (int32_t)n, &ov, &t, e, sizeof e);
+        config_free(&ov);
+        if (rc) {
+            snprintf(err, errlen, "cannot create %s: %s", GSTORE_TOPIC, e);
+            return -1;
+        }
+    }
+    b->coord->offsets_topic = t;
+    int64_t t0 = clock_mono_ms();
+    for (int32_t p = 0; p < t->npartitions; p++)
+        if (plog_for_each_batch(t->parts[p]->log, 0, replay_batch, b) < 0) {
+            snprintf(err, errlen, "cannot read %s partition %d", GSTORE_TOPIC, p);
+            return -1;
+        }
+    log_info("loaded %d consumer groups from %s in %lld ms", b->coord->ngroups, GSTORE_TOPIC,
+             (long long)(clock_mono_ms() - t0));
+    return 0;
+}

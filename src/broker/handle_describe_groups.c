@@ -1,0 +1,55 @@
+/* handle_describe_groups.c: DescribeGroups (key 15), v0-4.  An unknown
+ * group is described as Dead with no error, as Kafka does. */
+#include "broker/group.h"
+#include "broker/handler.h"
+
+int handle_describe_groups(struct broker *b, struct request *r)
+{
+    int16_t v = r->api_version;
+    struct DescribeGroupsRequest req;
+    if (DescribeGroupsRequest_decode(&r->body, &r->arena, v, &req) < 0)
+        return API_CLOSE;
+    struct DescribeGroupsResponse resp;
+    DescribeGroupsResponse_init(&resp);
+    if (HANDLER_ITEMS(r, resp.Groups, req.Groups.count, DescribeGroupsResponse_DescribedGroup_init) < 0)
+        return API_CLOSE;
+    for (int32_t i = 0; i < req.Groups.count; i++) {
+        struct DescribeGroupsResponse_DescribedGroup *dg = &resp.Groups.items[i];
+        dg->GroupId = req.Groups.items[i];
+        dg->AuthorizedOperations = INT32_MIN;
+        struct group *g = coord_find(b, req.Groups.items[i]);
+        if (req.Groups.items[i].len <= 0) {
+            dg->ErrorCode = KERR_INVALID_GROUP_ID;
+            continue;
+        }
+        if (!g) {
+            dg->GroupState = kstr_c("Dead");
+            dg->ProtocolType = kstr_c("");
+            dg->ProtocolData = kstr_c("");
+            continue;
+        }
+        dg->GroupState = kstr_c(group_state_name(g->state));
+        dg->ProtocolType = kstr_c(g->protocol_type ? g->protocol_type : "");
+        /* the protocol is only meaningful once a generation is complete */
+        dg->ProtocolData = kstr_c(g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE
+                                      ? (g->protocol ? g->protocol : "")
+                                      : "");
+        if (HANDLER_ITEMS(r, dg->Members, g->nmembers, DescribeGroupsResponse_DescribedGroupMember_init) < 0)
+            return API_CLOSE;
+        for (int k = 0; k < g->nmembers; k++) {
+            struct group_member *m = g->members[k];
+            struct DescribeGroupsResponse_DescribedGroupMember *dm = &dg->Members.items[k];
+            dm->MemberId = kstr_c(m->id);
+            dm->GroupInstanceId = kstr_c(m->instance_id);
+            dm->ClientId = kstr_c(m->client_id ? m->client_id : "");
+            dm->ClientHost = kstr_c(m->client_host ? m->client_host : "");
+            dm->MemberMetadata = (kbytes){NULL, 0};
+            for (int p = 0; p < m->nprotocols; p++)
+                if (g->protocol && strcmp(m->protocols[p].name, g->protocol) == 0)
+                    dm->MemberMetadata = (kbytes){m->protocols[p].metadata, m->protocols[p].len};
+            dm->MemberAssignment = (kbytes){m->assignment, m->assignment ? m->assignment_len : 0};
+        }
+    }
+    DescribeGroupsResponse_encode(&r->out, v, &resp);
+    return API_DONE;
+}
