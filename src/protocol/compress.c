@@ -381,9 +381,10 @@ static int zstd_decompress(const uint8_t *in, size_t n, struct sink *s, size_t m
             rc = 0;
             break;
         }
-        /* Output space left over while input is used up means the decoder
-         * wants more input than there is: the frame is truncated. */
-        if ((ib.pos == ib.size && ob.pos < ob.size) || (ib.pos == in_before && ob.pos == 0)) {
+        /* A call that neither consumes input nor produces output, although
+         * it had room, means the decoder wants input that is not there: the
+         * frame is truncated. */
+        if (ib.pos == in_before && ob.pos == 0) {
             rc = COMPRESS_ECORRUPT;
             break;
         }
@@ -462,7 +463,8 @@ int compress_compress(int codec, const uint8_t *in, size_t n, struct obuf *out)
     int rc;
     switch (codec) {
     case COMPRESS_NONE:
-        obuf_put(out, in, n);
+        if (n) /* obuf_put of 0 bytes to an empty obuf computes NULL + 0 */
+            obuf_put(out, in, n);
         rc = out->oom ? COMPRESS_ENOMEM : 0;
         break;
     case COMPRESS_GZIP:

@@ -251,6 +251,8 @@ static int walk_records(const uint8_t *p, size_t len, int32_t count)
 int records_batch_body(const uint8_t *batch, size_t n, const struct records_limits *lim,
                        struct obuf *scratch, const uint8_t **body, size_t *body_len)
 {
+    if (n < RECORDS_V2_OVERHEAD)
+        return KERR_CORRUPT_MESSAGE;
     int codec = rd_be16(batch + RECORDS_OFF_ATTRIBUTES) & RECORDS_ATTR_CODEC_MASK;
     if (codec == COMPRESS_NONE) {
         *body = n > RECORDS_V2_OVERHEAD ? batch + RECORDS_V2_OVERHEAD : empty_bytes;
@@ -459,7 +461,7 @@ int records_build_v2(struct obuf *out, int codec, int64_t base_ts, const struct 
     for (int i = 0; i < n; i++) {
         const struct records_rec *r = &recs[i];
         if (put_record(dst, sub_wrap(r->timestamp, base_ts), i, r->key, r->key_len, r->value, r->value_len,
-                       r->headers, r->headers ? r->nheaders : 0)) {
+                       r->headers, r->headers && r->nheaders > 0 ? r->nheaders : 0)) {
             rc = COMPRESS_ETOOBIG;
             goto err;
         }

@@ -163,12 +163,13 @@ int records_iter_next(struct records_iter *it, struct records_batch_info *info, 
                       size_t *size);
 
 /* Gives the records section of a whole v2 batch (borrowed, n bytes, header
- * already judged sane by the caller): for an uncompressed batch *body is a
- * view into batch, otherwise the records are decompressed into scratch
+ * already judged sane by the caller).  For an uncompressed batch *body is a
+ * view into batch; otherwise the records are decompressed into scratch
  * (borrowed, reset first, required) and *body is a view into scratch, valid
- * until scratch changes.  Returns NONE, UNSUPPORTED_COMPRESSION_TYPE (codec
- * 5..7), MESSAGE_TOO_LARGE (past lim->max_decompressed), INVALID_RECORD
- * (corrupt compressed data) or UNKNOWN_SERVER_ERROR (out of memory). */
+ * until scratch changes.  Returns NONE, CORRUPT_MESSAGE (n < 61),
+ * UNSUPPORTED_COMPRESSION_TYPE (codec 5..7), MESSAGE_TOO_LARGE (past
+ * lim->max_decompressed), INVALID_RECORD (corrupt compressed data) or
+ * UNKNOWN_SERVER_ERROR (out of memory). */
 int records_batch_body(const uint8_t *batch, size_t n, const struct records_limits *lim,
                        struct obuf *scratch, const uint8_t **body, size_t *body_len);
 
@@ -259,7 +260,8 @@ int records_upconvert(const uint8_t *msgset, size_t n, int64_t now_ms, const str
  * checked them on append and recovery).
  * Whole batches are converted while the output stays within
  * lim->max_decompressed, but at least the first batch is.  Borrows
- * everything; scratch (required) is reset and reused for decompression.
+ * everything; scratch (required, not the same obuf as out) is reset and
+ * reused for decompression.
  * Returns a Kafka code:
  *   NONE              (possibly nothing appended, e.g. only a partial batch)
  *   CORRUPT_MESSAGE   the first batch is malformed (a later malformed batch

@@ -20,7 +20,7 @@ static char tmpdir[256];
 void test_register(const char *name, void (*fn)(void))
 {
     if (ntests < MAX_TESTS)
-        tests[ntests++] = (typeof(tests[0])){name, fn};
+        tests[ntests++] = (__typeof__(tests[0])){name, fn};
 }
 
 const char *test_tmpdir(void)
