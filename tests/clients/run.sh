@@ -18,7 +18,7 @@
 set -u
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$DIR/../.." && pwd)"
-ALL=(kcat kafka-python confluent rdkafka kafkajs)
+ALL=(kcat kafka-python confluent rdkafka kafkajs durability)
 
 usage() { echo "usage: $0 [--list] [TEST...]   (TEST: ${ALL[*]})" >&2; exit 2; }
 
@@ -52,6 +52,7 @@ set_cmd() {
         confluent) CMD=(bash "$DIR/with_broker.sh" /usr/bin/python3 "$DIR/test_confluent.py") ;;
         rdkafka) CMD=(bash "$DIR/test_rdkafka.sh") ;;
         kafkajs) CMD=(bash "$DIR/with_broker.sh" node "$DIR/kafkajs_roundtrip.js") ;;
+        durability) CMD=(/usr/bin/python3 "$DIR/test_durability.py") ;;
     esac
 }
 
