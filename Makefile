@@ -53,7 +53,8 @@ bin/test_rdkafka_roundtrip: tests/clients/rdkafka_roundtrip.c
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 # The protocol codecs are generated from Kafka's JSON specs and committed.
 gen:

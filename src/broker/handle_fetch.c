@@ -255,6 +255,8 @@ int handle_fetch(struct broker *b, struct request *r)
         return API_DONE;
     }
     /* park until data or the deadline */
+    log_debug("fetch from %s parked: %lld bytes available, min %d, wait %d ms", r->conn->peer, (long long)avail,
+              req->MinBytes, req->MaxWaitMs);
     if (b->nparked == b->capparked) {
         int cap = b->capparked ? b->capparked * 2 : 64;
         struct request **n = xrealloc(b->parked_fetches, (size_t)cap * sizeof *n);

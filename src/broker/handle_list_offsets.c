@@ -39,7 +39,7 @@ int handle_list_offsets(struct broker *b, struct request *r)
                 continue;
             }
             struct plog *lg = p->log;
-            int64_t off;
+            int64_t off, found_ts = -1;
             if (qp->Timestamp == -2)
                 off = lg->log_start_offset;
             else if (qp->Timestamp == -1)
@@ -48,7 +48,7 @@ int handle_list_offsets(struct broker *b, struct request *r)
                 rp->ErrorCode = KERR_INVALID_REQUEST;
                 continue;
             } else
-                off = plog_offset_for_time(lg, qp->Timestamp);
+                off = plog_offset_for_time(lg, qp->Timestamp, &found_ts);
             rp->LeaderEpoch = 0;
             if (v == 0) {
                 /* v0: offsets in descending order; latest also lists the start */
@@ -70,7 +70,7 @@ int handle_list_offsets(struct broker *b, struct request *r)
                 rp->OldStyleOffsets.items = items;
             } else {
                 rp->Offset = off;
-                rp->Timestamp = off >= 0 && qp->Timestamp >= 0 ? qp->Timestamp : -1;
+                rp->Timestamp = found_ts;
             }
         }
     }

@@ -251,12 +251,63 @@ int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, bool min_
     return 0;
 }
 
-int64_t plog_offset_for_time(const struct plog *l, int64_t ts)
+/* The first record of the batch at pos with a timestamp >= ts. */
+static int64_t first_record_at_or_after(const struct segment *s, int64_t pos, int64_t ts, int64_t *found_ts)
+{
+    uint8_t h[RECORDS_V2_OVERHEAD];
+    if (pread(s->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
+        return -1;
+    struct records_batch_info bi;
+    records_parse_header(h, sizeof h, &bi);
+    size_t n = (size_t)bi.batch_length + RECORDS_LOG_OVERHEAD;
+    if (bi.attributes & RECORDS_ATTR_LOG_APPEND_TIME) {
+        *found_ts = bi.max_timestamp; /* every record carries the append time */
+        return bi.base_offset;
+    }
+    uint8_t *batch = xmalloc(n);
+    if (!batch || pread(s->fd, batch, n, pos) != (ssize_t)n) {
+        xfree(batch);
+        return -1;
+    }
+    struct obuf scratch;
+    obuf_init(&scratch);
+    struct records_limits lim = {0, 0, true};
+    const uint8_t *body;
+    size_t len;
+    int64_t found = -1;
+    if (records_batch_body(batch, n, &lim, &scratch, &body, &len) == 0) {
+        const uint8_t *p = body, *end = body + len;
+        struct records_record_view rv;
+        for (int32_t i = 0; i < bi.record_count && records_record_next(&p, end, &rv) == 0; i++)
+            if (bi.base_timestamp + rv.timestamp_delta >= ts) {
+                found = bi.base_offset + rv.offset_delta;
+                *found_ts = bi.base_timestamp + rv.timestamp_delta;
+                break;
+            }
+    }
+    obuf_free(&scratch);
+    xfree(batch);
+    return found;
+}
+
+int64_t plog_offset_for_time(const struct plog *l, int64_t ts, int64_t *found_ts)
 {
     for (int i = 0; i < l->nsegs; i++) {
+        const struct segment *s = l->segs[i];
         int64_t pos, base;
-        if (seg_find_time(l->segs[i], ts, &pos, &base) == 0)
-            return base < l->log_start_offset ? l->log_start_offset : base;
+        if (seg_find_time(s, ts, &pos, &base) < 0)
+            continue;
+        /* the batch's maxTimestamp reaches ts, but its records need not be
+         * in order: look inside, and on to later batches if needed */
+        while (pos < s->size) {
+            int64_t off = first_record_at_or_after(s, pos, ts, found_ts);
+            if (off >= 0)
+                return off < l->log_start_offset ? l->log_start_offset : off;
+            uint8_t h[12];
+            if (pread(s->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
+                break;
+            pos += 12 + (int64_t)((uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11]);
+        }
     }
     return -1;
 }

@@ -50,8 +50,9 @@ int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_
  * the log end) or KERR_OFFSET_OUT_OF_RANGE. */
 int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, bool min_one, struct plog_slice *out);
 
-/* The base offset of the first batch holding a timestamp >= ts, or -1. */
-int64_t plog_offset_for_time(const struct plog *l, int64_t ts);
+/* The first offset whose record timestamp is >= ts, and that record's
+ * timestamp in *found_ts; -1 when no record is that late. */
+int64_t plog_offset_for_time(const struct plog *l, int64_t ts, int64_t *found_ts);
 
 /* Rolls the active segment if it is older than segment.ms. */
 void plog_maybe_roll_by_age(struct plog *l, int64_t now_ms);
