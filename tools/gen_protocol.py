@@ -285,6 +285,19 @@ class Gen:
 
     def emit_decode(self, msg, s):
         c = self.c
+        for f in s.fields:
+            if f.tagged is None:
+                continue
+            # a tagged field's value decodes from its own sub-reader
+            c.append("static int %s_tag%d_(struct kread *r, struct arena *a, int16_t v, struct %s *m)" % (s.cname, f.tag, s.cname))
+            c.append("{")
+            c.append("    (void)a; (void)v;")
+            self.dec_field(msg, f, "    ")
+            if f.struct and not f.is_array:
+                c.append("    m->has_%s = 1;" % f.name)
+            c.append("    return r->err ? -1 : 0;")
+            c.append("}")
+            c.append("")
         c.append("static int %s_decode_(struct kread *r, struct arena *a, int16_t v, struct %s *m)" % (s.cname, s.cname))
         c.append("{")
         c.append("    (void)a; (void)v; (void)m;")
@@ -315,13 +328,9 @@ class Gen:
             c.append("            switch (tag) {")
             for f in tagged:
                 c.append("            case %d:" % f.tag)
-                c.append("                if (%s) {" % vexpr(f.tagged))
-                c.append("                    struct kread *rr = r; r = &sub;")
-                self.dec_field(msg, f, "                    ")
-                if f.struct and not f.is_array:
-                    c.append("                    m->has_%s = 1;" % f.name)
-                c.append("                    r = rr;")
-                c.append("                    if (sub.err) { r->err = sub.err; return -1; }")
+                c.append("                if ((%s) && %s_tag%d_(&sub, a, v, m) < 0) {" % (vexpr(f.tagged), s.cname, f.tag))
+                c.append("                    r->err = sub.err ? sub.err : KR_EINVAL;")
+                c.append("                    return -1;")
                 c.append("                }")
                 c.append("                break;")
             c.append("            default: break;")

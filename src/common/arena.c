@@ -22,6 +22,8 @@ void arena_init(struct arena *a)
 
 void *arena_alloc(struct arena *a, size_t size)
 {
+    if (size > SIZE_MAX / 2)
+        return NULL;
     size = (size + 15) & ~(size_t)15;
     struct arena_block *b = a->head;
     if (!b || b->cap - b->used < size) {

@@ -1,6 +1,7 @@
 /* obuf.c: see obuf.h. */
 #include "common/obuf.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,6 +35,10 @@ uint8_t *obuf_reserve(struct obuf *b, size_t n)
     if (b->oom)
         return NULL;
     if (b->cap - b->len < n) {
+        if (n > SIZE_MAX / 4 - b->len) {
+            b->oom = 1;
+            return NULL;
+        }
         size_t cap = b->cap ? b->cap : 256;
         while (cap - b->len < n)
             cap *= 2;

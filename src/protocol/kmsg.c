@@ -303,6 +303,14 @@ void ProduceResponse_PartitionProduceResponse_init(struct ProduceResponse_Partit
     ProduceResponse_LeaderIdAndEpoch_init(&m->CurrentLeader);
 }
 
+static int ProduceResponse_PartitionProduceResponse_tag0_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_PartitionProduceResponse *m)
+{
+    (void)a; (void)v;
+    if (ProduceResponse_LeaderIdAndEpoch_decode_(r, a, v, &m->CurrentLeader) < 0) return -1;
+    m->has_CurrentLeader = 1;
+    return r->err ? -1 : 0;
+}
+
 static int ProduceResponse_PartitionProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse_PartitionProduceResponse *m)
 {
     (void)a; (void)v; (void)m;
@@ -341,12 +349,9 @@ static int ProduceResponse_PartitionProduceResponse_decode_(struct kread *r, str
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 10) {
-                    struct kread *rr = r; r = &sub;
-                    if (ProduceResponse_LeaderIdAndEpoch_decode_(r, a, v, &m->CurrentLeader) < 0) return -1;
-                    m->has_CurrentLeader = 1;
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 10) && ProduceResponse_PartitionProduceResponse_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -495,6 +500,24 @@ void ProduceResponse_init(struct ProduceResponse *m)
     memset(m, 0, sizeof *m);
 }
 
+static int ProduceResponse_tag0_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse *m)
+{
+    (void)a; (void)v;
+    {
+        int32_t n = kr_array_len(r, v >= 9, 0, 1);
+        if (r->err) return -1;
+        m->NodeEndpoints.count = n;
+        m->NodeEndpoints.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NodeEndpoints.items) : NULL;
+        if (n > 0 && !m->NodeEndpoints.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ProduceResponse_NodeEndpoint_init(&m->NodeEndpoints.items[i]);
+            if (ProduceResponse_NodeEndpoint_decode_(r, a, v, &m->NodeEndpoints.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
 static int ProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ProduceResponse *m)
 {
     (void)a; (void)v; (void)m;
@@ -522,22 +545,9 @@ static int ProduceResponse_decode_(struct kread *r, struct arena *a, int16_t v, 
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 10) {
-                    struct kread *rr = r; r = &sub;
-                    {
-                        int32_t n = kr_array_len(r, v >= 9, 0, 1);
-                        if (r->err) return -1;
-                        m->NodeEndpoints.count = n;
-                        m->NodeEndpoints.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NodeEndpoints.items) : NULL;
-                        if (n > 0 && !m->NodeEndpoints.items) { r->err = KR_ENOMEM; return -1; }
-                        for (int32_t i = 0; i < n; i++) {
-                            ProduceResponse_NodeEndpoint_init(&m->NodeEndpoints.items[i]);
-                            if (ProduceResponse_NodeEndpoint_decode_(r, a, v, &m->NodeEndpoints.items[i]) < 0) return -1;
-                            if (r->err) return -1;
-                        }
-                    }
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 10) && ProduceResponse_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -820,6 +830,21 @@ void FetchRequest_init(struct FetchRequest *m)
     m->SessionEpoch = -1;
 }
 
+static int FetchRequest_tag0_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest *m)
+{
+    (void)a; (void)v;
+    m->ClusterId = kr_str(r, v >= 12, v >= 12);
+    return r->err ? -1 : 0;
+}
+
+static int FetchRequest_tag1_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest *m)
+{
+    (void)a; (void)v;
+    if (FetchRequest_ReplicaState_decode_(r, a, v, &m->ReplicaState) < 0) return -1;
+    m->has_ReplicaState = 1;
+    return r->err ? -1 : 0;
+}
+
 static int FetchRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchRequest *m)
 {
     (void)a; (void)v; (void)m;
@@ -878,20 +903,15 @@ static int FetchRequest_decode_(struct kread *r, struct arena *a, int16_t v, str
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 12) {
-                    struct kread *rr = r; r = &sub;
-                    m->ClusterId = kr_str(r, v >= 12, v >= 12);
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 12) && FetchRequest_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 1:
-                if (v >= 15) {
-                    struct kread *rr = r; r = &sub;
-                    if (FetchRequest_ReplicaState_decode_(r, a, v, &m->ReplicaState) < 0) return -1;
-                    m->has_ReplicaState = 1;
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 15) && FetchRequest_tag1_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -1154,6 +1174,30 @@ void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *m)
     m->Records.fd = -1;
 }
 
+static int FetchResponse_PartitionData_tag0_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_PartitionData *m)
+{
+    (void)a; (void)v;
+    if (FetchResponse_EpochEndOffset_decode_(r, a, v, &m->DivergingEpoch) < 0) return -1;
+    m->has_DivergingEpoch = 1;
+    return r->err ? -1 : 0;
+}
+
+static int FetchResponse_PartitionData_tag1_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_PartitionData *m)
+{
+    (void)a; (void)v;
+    if (FetchResponse_LeaderIdAndEpoch_decode_(r, a, v, &m->CurrentLeader) < 0) return -1;
+    m->has_CurrentLeader = 1;
+    return r->err ? -1 : 0;
+}
+
+static int FetchResponse_PartitionData_tag2_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_PartitionData *m)
+{
+    (void)a; (void)v;
+    if (FetchResponse_SnapshotId_decode_(r, a, v, &m->SnapshotId) < 0) return -1;
+    m->has_SnapshotId = 1;
+    return r->err ? -1 : 0;
+}
+
 static int FetchResponse_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse_PartitionData *m)
 {
     (void)a; (void)v; (void)m;
@@ -1193,30 +1237,21 @@ static int FetchResponse_PartitionData_decode_(struct kread *r, struct arena *a,
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 12) {
-                    struct kread *rr = r; r = &sub;
-                    if (FetchResponse_EpochEndOffset_decode_(r, a, v, &m->DivergingEpoch) < 0) return -1;
-                    m->has_DivergingEpoch = 1;
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 12) && FetchResponse_PartitionData_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 1:
-                if (v >= 12) {
-                    struct kread *rr = r; r = &sub;
-                    if (FetchResponse_LeaderIdAndEpoch_decode_(r, a, v, &m->CurrentLeader) < 0) return -1;
-                    m->has_CurrentLeader = 1;
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 12) && FetchResponse_PartitionData_tag1_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 2:
-                if (v >= 12) {
-                    struct kread *rr = r; r = &sub;
-                    if (FetchResponse_SnapshotId_decode_(r, a, v, &m->SnapshotId) < 0) return -1;
-                    m->has_SnapshotId = 1;
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 12) && FetchResponse_PartitionData_tag2_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -1388,6 +1423,24 @@ void FetchResponse_init(struct FetchResponse *m)
     memset(m, 0, sizeof *m);
 }
 
+static int FetchResponse_tag0_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse *m)
+{
+    (void)a; (void)v;
+    {
+        int32_t n = kr_array_len(r, v >= 12, 0, 1);
+        if (r->err) return -1;
+        m->NodeEndpoints.count = n;
+        m->NodeEndpoints.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NodeEndpoints.items) : NULL;
+        if (n > 0 && !m->NodeEndpoints.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            FetchResponse_NodeEndpoint_init(&m->NodeEndpoints.items[i]);
+            if (FetchResponse_NodeEndpoint_decode_(r, a, v, &m->NodeEndpoints.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
 static int FetchResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct FetchResponse *m)
 {
     (void)a; (void)v; (void)m;
@@ -1421,22 +1474,9 @@ static int FetchResponse_decode_(struct kread *r, struct arena *a, int16_t v, st
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 16) {
-                    struct kread *rr = r; r = &sub;
-                    {
-                        int32_t n = kr_array_len(r, v >= 12, 0, 1);
-                        if (r->err) return -1;
-                        m->NodeEndpoints.count = n;
-                        m->NodeEndpoints.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NodeEndpoints.items) : NULL;
-                        if (n > 0 && !m->NodeEndpoints.items) { r->err = KR_ENOMEM; return -1; }
-                        for (int32_t i = 0; i < n; i++) {
-                            FetchResponse_NodeEndpoint_init(&m->NodeEndpoints.items[i]);
-                            if (FetchResponse_NodeEndpoint_decode_(r, a, v, &m->NodeEndpoints.items[i]) < 0) return -1;
-                            if (r->err) return -1;
-                        }
-                    }
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 16) && FetchResponse_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -5050,6 +5090,56 @@ void ApiVersionsResponse_init(struct ApiVersionsResponse *m)
     m->FinalizedFeaturesEpoch = -1LL;
 }
 
+static int ApiVersionsResponse_tag0_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m)
+{
+    (void)a; (void)v;
+    {
+        int32_t n = kr_array_len(r, v >= 3, 0, 1);
+        if (r->err) return -1;
+        m->SupportedFeatures.count = n;
+        m->SupportedFeatures.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->SupportedFeatures.items) : NULL;
+        if (n > 0 && !m->SupportedFeatures.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ApiVersionsResponse_SupportedFeatureKey_init(&m->SupportedFeatures.items[i]);
+            if (ApiVersionsResponse_SupportedFeatureKey_decode_(r, a, v, &m->SupportedFeatures.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static int ApiVersionsResponse_tag1_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m)
+{
+    (void)a; (void)v;
+    m->FinalizedFeaturesEpoch = kr_int64(r);
+    return r->err ? -1 : 0;
+}
+
+static int ApiVersionsResponse_tag2_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m)
+{
+    (void)a; (void)v;
+    {
+        int32_t n = kr_array_len(r, v >= 3, 0, 1);
+        if (r->err) return -1;
+        m->FinalizedFeatures.count = n;
+        m->FinalizedFeatures.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->FinalizedFeatures.items) : NULL;
+        if (n > 0 && !m->FinalizedFeatures.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ApiVersionsResponse_FinalizedFeatureKey_init(&m->FinalizedFeatures.items[i]);
+            if (ApiVersionsResponse_FinalizedFeatureKey_decode_(r, a, v, &m->FinalizedFeatures.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static int ApiVersionsResponse_tag3_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m)
+{
+    (void)a; (void)v;
+    m->ZkMigrationReady = kr_bool(r);
+    return r->err ? -1 : 0;
+}
+
 static int ApiVersionsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ApiVersionsResponse *m)
 {
     (void)a; (void)v; (void)m;
@@ -5078,57 +5168,27 @@ static int ApiVersionsResponse_decode_(struct kread *r, struct arena *a, int16_t
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 3) {
-                    struct kread *rr = r; r = &sub;
-                    {
-                        int32_t n = kr_array_len(r, v >= 3, 0, 1);
-                        if (r->err) return -1;
-                        m->SupportedFeatures.count = n;
-                        m->SupportedFeatures.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->SupportedFeatures.items) : NULL;
-                        if (n > 0 && !m->SupportedFeatures.items) { r->err = KR_ENOMEM; return -1; }
-                        for (int32_t i = 0; i < n; i++) {
-                            ApiVersionsResponse_SupportedFeatureKey_init(&m->SupportedFeatures.items[i]);
-                            if (ApiVersionsResponse_SupportedFeatureKey_decode_(r, a, v, &m->SupportedFeatures.items[i]) < 0) return -1;
-                            if (r->err) return -1;
-                        }
-                    }
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 3) && ApiVersionsResponse_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 1:
-                if (v >= 3) {
-                    struct kread *rr = r; r = &sub;
-                    m->FinalizedFeaturesEpoch = kr_int64(r);
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 3) && ApiVersionsResponse_tag1_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 2:
-                if (v >= 3) {
-                    struct kread *rr = r; r = &sub;
-                    {
-                        int32_t n = kr_array_len(r, v >= 3, 0, 1);
-                        if (r->err) return -1;
-                        m->FinalizedFeatures.count = n;
-                        m->FinalizedFeatures.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->FinalizedFeatures.items) : NULL;
-                        if (n > 0 && !m->FinalizedFeatures.items) { r->err = KR_ENOMEM; return -1; }
-                        for (int32_t i = 0; i < n; i++) {
-                            ApiVersionsResponse_FinalizedFeatureKey_init(&m->FinalizedFeatures.items[i]);
-                            if (ApiVersionsResponse_FinalizedFeatureKey_decode_(r, a, v, &m->FinalizedFeatures.items[i]) < 0) return -1;
-                            if (r->err) return -1;
-                        }
-                    }
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 3) && ApiVersionsResponse_tag2_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             case 3:
-                if (v >= 3) {
-                    struct kread *rr = r; r = &sub;
-                    m->ZkMigrationReady = kr_bool(r);
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 3) && ApiVersionsResponse_tag3_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;
@@ -5490,6 +5550,13 @@ void CreateTopicsResponse_CreatableTopicResult_init(struct CreateTopicsResponse_
     m->ReplicationFactor = -1;
 }
 
+static int CreateTopicsResponse_CreatableTopicResult_tag0_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse_CreatableTopicResult *m)
+{
+    (void)a; (void)v;
+    m->TopicConfigErrorCode = kr_int16(r);
+    return r->err ? -1 : 0;
+}
+
 static int CreateTopicsResponse_CreatableTopicResult_decode_(struct kread *r, struct arena *a, int16_t v, struct CreateTopicsResponse_CreatableTopicResult *m)
 {
     (void)a; (void)v; (void)m;
@@ -5530,11 +5597,9 @@ static int CreateTopicsResponse_CreatableTopicResult_decode_(struct kread *r, st
             if (kr_sub(r, size, &sub) < 0) return -1;
             switch (tag) {
             case 0:
-                if (v >= 5) {
-                    struct kread *rr = r; r = &sub;
-                    m->TopicConfigErrorCode = kr_int16(r);
-                    r = rr;
-                    if (sub.err) { r->err = sub.err; return -1; }
+                if ((v >= 5) && CreateTopicsResponse_CreatableTopicResult_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
                 }
                 break;
             default: break;

@@ -113,8 +113,13 @@ static inline uint32_t kr_u32(struct kread *r)
 }
 static inline uint64_t kr_u64(struct kread *r)
 {
-    uint64_t hi = kr_u32(r);
-    return hi << 32 | kr_u32(r);
+    const uint8_t *p = kr_take(r, 8);
+    if (!p)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 static inline bool kr_bool(struct kread *r) { return kr_u8(r) != 0; }
 static inline int8_t kr_int8(struct kread *r) { return (int8_t)kr_u8(r); }
