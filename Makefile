@@ -81,6 +81,25 @@ test-long: test
 bench: bin/shopstream bin/kbench bin/mockbroker
 	./bench/broker_vs_mock.sh
 
+# libFuzzer harnesses: each tests/fuzz/fuzz_*.c is linked with the library,
+# built with clang under ASan and UBSan, and run for FUZZ_SECONDS with its
+# corpus in tests/fuzz/corpus/<name> (crashes are saved as crash-* files).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	    echo "== $$n for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ tests/fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; \
+	done
+
 demo: all
 	./tools/demo.sh
 

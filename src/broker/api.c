@@ -27,6 +27,8 @@ const struct api_entry api_table[] = {
     {KAPI_LISTGROUPS, 0, 2, handle_list_groups},
     {KAPI_DELETEGROUPS, 0, 1, handle_delete_groups},
     {KAPI_OFFSETDELETE, 0, 0, handle_offset_delete},
+    {KAPI_ALTERCONFIGS, 0, 1, handle_alter_configs},
+    {KAPI_INCREMENTALALTERCONFIGS, 0, 1, handle_incremental_alter_configs},
 };
 
 const int api_table_len = sizeof api_table / sizeof api_table[0];

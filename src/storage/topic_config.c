@@ -184,3 +184,70 @@ void topic_settings_resolve(struct topic_settings *s, const struct config *o, co
     s->compact = cp && strstr(cp, "compact") != NULL;
     s->delete_policy = cp && strstr(cp, "delete") != NULL;
 }
+
+/* Whether item (len n) is an element of the comma-separated list. */
+static int list_has(const char *list, const char *item, size_t n)
+{
+    const char *p = list;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && strncmp(p, item, n) == 0)
+            return 1;
+        p = c ? c + 1 : p + len;
+    }
+    return 0;
+}
+
+int topic_config_apply(struct config *overrides, const struct config *broker, const char *name, int op,
+                       const char *value, char *err, size_t errlen)
+{
+    const struct topic_config_def *d = topic_config_def(name);
+    if (!d) {
+        snprintf(err, errlen, "Unknown topic config name: %s", name);
+        return -1;
+    }
+    if (op == TC_OP_DELETE) {
+        config_remove(overrides, name);
+        return 0;
+    }
+    if (!value) {
+        snprintf(err, errlen, "Null value not supported for topic config %s", name);
+        return -1;
+    }
+    char buf[1024];
+    if (op == TC_OP_APPEND || op == TC_OP_SUBTRACT) {
+        if (d->type != TC_LIST) {
+            snprintf(err, errlen, "Config %s is not a list: APPEND and SUBTRACT do not apply", name);
+            return -1;
+        }
+        const char *cur = topic_config_value(overrides, broker, name, NULL);
+        size_t n = 0;
+        buf[0] = 0;
+        if (op == TC_OP_APPEND) {
+            n = (size_t)snprintf(buf, sizeof buf, "%s", cur ? cur : "");
+            if (!list_has(buf, value, strlen(value)))
+                snprintf(buf + n, sizeof buf - n, "%s%s", n ? "," : "", value);
+        } else {
+            const char *p = cur ? cur : "";
+            while (*p) {
+                const char *c = strchr(p, ',');
+                size_t len = c ? (size_t)(c - p) : strlen(p);
+                if (!(len == strlen(value) && strncmp(p, value, len) == 0) && n + len + 2 < sizeof buf)
+                    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.*s", n ? "," : "", (int)len, p);
+                p = c ? c + 1 : p + len;
+            }
+        }
+        value = buf;
+        if (!*value) {
+            config_remove(overrides, name);
+            return 0;
+        }
+    } else if (op != TC_OP_SET) {
+        snprintf(err, errlen, "Unknown config operation %d", op);
+        return -1;
+    }
+    if (topic_config_validate(name, value, err, errlen) < 0)
+        return -1;
+    return config_set(overrides, name, value) < 0 ? (snprintf(err, errlen, "out of memory"), -1) : 0;
+}

@@ -37,6 +37,15 @@ int topic_config_validate(const char *name, const char *value, char *err, size_t
 const char *topic_config_value(const struct config *overrides, const struct config *broker,
                                const char *name, int *source);
 
+/* IncrementalAlterConfigs operations (Kafka's numbers). */
+enum tc_op { TC_OP_SET = 0, TC_OP_DELETE = 1, TC_OP_APPEND = 2, TC_OP_SUBTRACT = 3 };
+
+/* Applies one operation to a topic's overrides (value may be NULL for
+ * DELETE).  APPEND and SUBTRACT work on list configs, starting from the
+ * effective value.  Returns 0, or -1 with a message (nothing changed). */
+int topic_config_apply(struct config *overrides, const struct config *broker, const char *name, int op,
+                       const char *value, char *err, size_t errlen);
+
 /* What the log needs, resolved from the strings above. */
 struct topic_settings {
     int64_t segment_bytes;

@@ -1,0 +1,61 @@
+/* handle_alter_configs.c: AlterConfigs (key 33), v0-1, for topics: the
+ * given set replaces all of the topic's overrides (Kafka's semantics; the
+ * incremental form is IncrementalAlterConfigs).  Broker configs are static
+ * (read from the properties at start) and cannot be altered. */
+#include <stdio.h>
+
+#include "broker/handler.h"
+
+enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
+
+int handle_alter_configs(struct broker *b, struct request *r)
+{
+    int16_t v = r->api_version;
+    struct AlterConfigsRequest req;
+    if (AlterConfigsRequest_decode(&r->body, &r->arena, v, &req) < 0)
+        return API_CLOSE;
+    struct AlterConfigsResponse resp;
+    AlterConfigsResponse_init(&resp);
+    if (HANDLER_ITEMS(r, resp.Responses, req.Resources.count, AlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
+        return API_CLOSE;
+    for (int32_t i = 0; i < req.Resources.count; i++) {
+        struct AlterConfigsRequest_AlterConfigsResource *res = &req.Resources.items[i];
+        struct AlterConfigsResponse_AlterConfigsResourceResponse *out = &resp.Responses.items[i];
+        out->ResourceType = res->ResourceType;
+        out->ResourceName = res->ResourceName;
+        out->ErrorMessage = (kstr){NULL, -1};
+        char err[512] = "";
+        int code = 0;
+        struct topic *t = NULL;
+        if (res->ResourceType == RESOURCE_BROKER) {
+            code = KERR_INVALID_REQUEST;
+            snprintf(err, sizeof err, "Broker configs are static in shopstream: set them in the properties file.");
+        } else if (res->ResourceType != RESOURCE_TOPIC) {
+            code = KERR_INVALID_REQUEST;
+            snprintf(err, sizeof err, "Unsupported resource type %d.", res->ResourceType);
+        } else if (!(t = res->ResourceName.len > 0
+                             ? catalog_find(&b->cat, res->ResourceName.ptr, (size_t)res->ResourceName.len)
+                             : NULL)) {
+            code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(err, sizeof err, "The topic does not exist.");
+        }
+        struct config ov;
+        config_init(&ov);
+        for (int32_t k = 0; !code && k < res->Configs.count; k++) {
+            char *name = handler_cstr(r, res->Configs.items[k].Name);
+            char *value = res->Configs.items[k].Value.len >= 0 ? handler_cstr(r, res->Configs.items[k].Value) : NULL;
+            if (topic_config_apply(&ov, b->cfg, name, TC_OP_SET, value, err, sizeof err) < 0)
+                code = KERR_INVALID_CONFIG;
+        }
+        if (!code && !req.ValidateOnly && catalog_set_config(&b->cat, t, &ov) < 0) {
+            code = KERR_KAFKA_STORAGE_ERROR;
+            snprintf(err, sizeof err, "cannot save the topic's configuration");
+        }
+        config_free(&ov);
+        out->ErrorCode = (int16_t)code;
+        if (code)
+            out->ErrorMessage = handler_kstr(r, err);
+    }
+    AlterConfigsResponse_encode(&r->out, v, &resp);
+    return API_DONE;
+}
