@@ -28,6 +28,7 @@ const struct api_entry api_table[] = {
     {KAPI_DELETEGROUPS, 0, 1, handle_delete_groups},
     {KAPI_OFFSETDELETE, 0, 0, handle_offset_delete},
     {KAPI_ALTERCONFIGS, 0, 1, handle_alter_configs},
+    {KAPI_DELETERECORDS, 0, 1, handle_delete_records},
     {KAPI_INCREMENTALALTERCONFIGS, 0, 1, handle_incremental_alter_configs},
 };
 

@@ -98,6 +98,7 @@ static int load_settings(struct broker *b, char *err, size_t errlen)
     I64("broker.id", 0, 0, INT32_MAX, b->node_id);
     I64("node.id", b->node_id, 0, INT32_MAX, b->node_id);
     I64("num.partitions", 1, 1, 100000, b->default_partitions);
+    I64("log.retention.check.interval.ms", 300000, 1, INT64_MAX / 2, b->retention_check_ms);
     I64("socket.request.max.bytes", LIMIT_REQUEST_MAX_BYTES_DEFAULT, 64, INT32_MAX - 8, l->request_max_bytes);
     I64("max.connections", LIMIT_MAX_CONNECTIONS_DEFAULT, 1, 10000000, l->max_connections);
     I64("max.connections.per.ip", LIMIT_MAX_CONNECTIONS_PER_IP_DEFAULT, 1, 10000000, l->max_connections_per_ip);
@@ -176,11 +177,16 @@ static void tick(struct loop *l, void *arg)
     conn_reap(b);
     coord_tick(b);
     int64_t now = clock_wall_ms();
+    bool retention = now - b->last_retention_ms >= b->retention_check_ms;
+    if (retention)
+        b->last_retention_ms = now;
     for (int i = 0; i < b->cat.ntopics; i++) {
         struct topic *t = b->cat.topics[i];
         for (int p = 0; p < t->npartitions; p++) {
             struct plog *lg = t->parts[p]->log;
             plog_maybe_roll_by_age(lg, now);
+            if (retention)
+                plog_apply_retention(lg, now);
             if (lg->unflushed > 0 && now - lg->last_flush_ms >= t->settings.flush_ms) {
                 int fds[4];
                 int n = plog_take_dirty_fds(lg, fds, 4, now);
@@ -237,6 +243,7 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
     set_advertised(b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     loop_set_on_wakeup(b->loop, on_wakeup, b);
+    b->last_retention_ms = clock_wall_ms();
     loop_timer(b->loop, 1000, tick, b);
     log_info("shopstream broker %d listening on %s:%d (advertised %s:%d), data in %s, %d topics, "
              "opened in %lld ms",

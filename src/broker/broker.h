@@ -86,6 +86,8 @@ struct broker {
     bool auto_create;         /* auto.create.topics.enable */
     bool delete_enable;       /* delete.topic.enable */
     int32_t default_partitions; /* num.partitions */
+    int64_t retention_check_ms; /* log.retention.check.interval.ms */
+    int64_t last_retention_ms;  /* wall time of the last retention pass */
     struct conn *conns;
     int nconns;
     int64_t partial_bytes;    /* bytes of partial frames held, all conns */

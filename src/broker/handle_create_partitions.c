@@ -25,6 +25,9 @@ int handle_create_partitions(struct broker *b, struct request *r)
         if (!t) {
             code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             snprintf(err, sizeof err, "The topic does not exist.");
+        } else if (t->internal) {
+            code = KERR_INVALID_REQUEST;
+            snprintf(err, sizeof err, "The partitions of internal topic %s cannot change.", t->name);
         } else if (ct->Count <= t->npartitions) {
             code = KERR_INVALID_PARTITIONS;
             snprintf(err, sizeof err, "Topic currently has %d partitions, which is higher than the requested %d.",

@@ -78,6 +78,7 @@ int handle_create_topics(struct broker *b, struct request *r)
         res->Name = ct->Name;
         res->NumPartitions = -1;
         res->ReplicationFactor = -1;
+        res->ErrorMessage = (kstr){NULL, -1};
         char err[512] = "";
         int32_t nparts = 0;
         struct config overrides;

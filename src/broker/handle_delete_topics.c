@@ -33,6 +33,11 @@ int handle_delete_topics(struct broker *b, struct request *r)
             continue;
         }
         res->TopicId = t->id;
+        if (t->internal) {
+            /* the group coordinator lives in __consumer_offsets */
+            res->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
+            continue;
+        }
         catalog_delete(&b->cat, t);
         /* parked fetches may refer to it: let them answer now */
         b->appends++;

@@ -132,6 +132,8 @@ int handle_produce(struct broker *b, struct request *r)
                 t = broker_auto_create(b, td->Name.ptr, (size_t)td->Name.len);
             if (!t)
                 topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (t->internal)
+                topic_err = KERR_INVALID_TOPIC_EXCEPTION; /* only the broker writes internal topics */
         }
         for (int32_t pi = 0; pi < td->PartitionData.count; pi++) {
             struct ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[pi];

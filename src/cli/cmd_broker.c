@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "broker/broker.h"
 #include "cli/commands.h"
@@ -77,6 +78,12 @@ int cmd_broker(int argc, char **argv)
             fprintf(stderr, "shopstream broker: unknown option %s (see --help).\n", a);
             goto out;
         }
+    }
+    /* one descriptor per segment and connection: take what the system allows */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     struct broker b;
     if (broker_init(&b, &cfg, err, sizeof err) < 0) {

@@ -14,6 +14,7 @@ static const struct {
     {"topic", cmd_topic, "create, list, describe, delete or alter topics"},
     {"produce", cmd_produce, "console producer: lines on stdin become records"},
     {"consume", cmd_consume, "console consumer: records become lines on stdout"},
+    {"group", cmd_group, "list, describe, reset offsets of or delete consumer groups"},
 };
 
 static void usage(FILE *f)

@@ -34,6 +34,10 @@ uint8_t *obuf_reserve(struct obuf *b, size_t n)
 {
     if (b->oom)
         return NULL;
+    if (n == 0 && !b->data) {
+        static uint8_t none[1]; /* a valid pointer for zero bytes */
+        return none;
+    }
     if (b->cap - b->len < n) {
         if (n > SIZE_MAX / 4 - b->len) {
             b->oom = 1;

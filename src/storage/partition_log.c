@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,15 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     }
     l->log_start_offset = l->segs[0]->base_offset;
     l->next_offset = l->segs[l->nsegs - 1]->next_offset;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log-start-offset", dir);
+    FILE *f = fopen(path, "r");
+    long long saved;
+    if (f) {
+        if (fscanf(f, "%lld", &saved) == 1 && saved > l->log_start_offset && saved <= l->next_offset)
+            l->log_start_offset = saved;
+        fclose(f);
+    }
     /* The active segment's index files are rewritten when it is sealed. */
     return l;
 }
@@ -394,4 +404,76 @@ int plog_for_each_batch(const struct plog *l, int64_t from,
     }
     xfree(buf);
     return rc;
+}
+
+static void drop_first_segment(struct plog *l)
+{
+    struct segment *s = l->segs[0];
+    log_info("%s: deleting segment %020lld (%lld bytes)", l->dir, (long long)s->base_offset, (long long)s->size);
+    memmove(l->segs, l->segs + 1, (size_t)(l->nsegs - 1) * sizeof *l->segs);
+    l->nsegs--;
+    seg_delete(s);
+    if (l->segs[0]->base_offset > l->log_start_offset)
+        l->log_start_offset = l->segs[0]->base_offset;
+}
+
+int plog_apply_retention(struct plog *l, int64_t now_ms)
+{
+    const struct topic_settings *ts = l->settings;
+    if (!ts->delete_policy)
+        return 0;
+    int deleted = 0;
+    if (ts->retention_ms >= 0) {
+        struct segment *a = l->segs[l->nsegs - 1];
+        /* when even the active segment has expired, roll it so it can go */
+        if (a->size > 0 && a->max_timestamp >= 0 && now_ms - a->max_timestamp > ts->retention_ms)
+            roll(l);
+        while (l->nsegs > 1 && l->segs[0]->max_timestamp >= 0 &&
+               now_ms - l->segs[0]->max_timestamp > ts->retention_ms) {
+            drop_first_segment(l);
+            deleted++;
+        }
+    }
+    if (ts->retention_bytes >= 0) {
+        int64_t total = plog_size(l);
+        while (l->nsegs > 1 && total - l->segs[0]->size >= ts->retention_bytes) {
+            total -= l->segs[0]->size;
+            drop_first_segment(l);
+            deleted++;
+        }
+    }
+    return deleted;
+}
+
+/* The log start offset inside the first segment survives restarts in a
+ * small file beside the segments (Kafka keeps a checkpoint likewise). */
+static int save_log_start(const struct plog *l)
+{
+    char path[4200], tmp[4300], buf[32];
+    snprintf(path, sizeof path, "%s/log-start-offset", l->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int n = snprintf(buf, sizeof buf, "%lld\n", (long long)l->log_start_offset);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int ok = write(fd, buf, (size_t)n) == n && fdatasync(fd) == 0;
+    close(fd);
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+int plog_delete_records(struct plog *l, int64_t offset)
+{
+    if (offset < 0 || offset > l->next_offset)
+        return KERR_OFFSET_OUT_OF_RANGE;
+    if (offset <= l->log_start_offset)
+        return 0;
+    int64_t old = l->log_start_offset;
+    l->log_start_offset = offset;
+    if (save_log_start(l) < 0) {
+        l->log_start_offset = old;
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    while (l->nsegs > 1 && l->segs[1]->base_offset <= offset)
+        drop_first_segment(l);
+    return 0;
 }

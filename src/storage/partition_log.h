@@ -54,6 +54,16 @@ int plog_read(const struct plog *l, int64_t offset, int32_t max_bytes, bool min_
  * timestamp in *found_ts; -1 when no record is that late. */
 int64_t plog_offset_for_time(const struct plog *l, int64_t ts, int64_t *found_ts);
 
+/* Deletes whole segments past retention.ms (by their largest timestamp) or
+ * beyond retention.bytes, when cleanup.policy has delete; the active
+ * segment is rolled first when all of it has expired.  Moves the log start
+ * offset.  Returns the number of segments deleted. */
+int plog_apply_retention(struct plog *l, int64_t now_ms);
+
+/* Moves the log start offset up to offset (DeleteRecords), deleting the
+ * segments wholly below it.  Returns 0 or KERR_OFFSET_OUT_OF_RANGE. */
+int plog_delete_records(struct plog *l, int64_t offset);
+
 /* Rolls the active segment if it is older than segment.ms. */
 void plog_maybe_roll_by_age(struct plog *l, int64_t now_ms);
 

@@ -57,6 +57,7 @@ static struct segment *seg_alloc(const char *dir, int64_t base)
     s->next_offset = base;
     s->fd = -1;
     s->max_timestamp = -1;
+    s->last_batch_base = -1;
     s->path = seg_path(dir, base);
     if (!s->path) {
         xfree(s);
@@ -107,6 +108,7 @@ static void index_batch(struct segment *s, int64_t pos, int64_t base, int64_t ma
     s->bytes_since_index += (int64_t)n;
     if (max_ts > s->max_timestamp)
         s->max_timestamp = max_ts;
+    s->last_batch_base = base;
 }
 
 struct segment *seg_create(const char *dir, int64_t base_offset)
@@ -361,6 +363,10 @@ static int write_file(const char *path, const uint8_t *p, size_t n)
 int seg_seal(struct segment *s)
 {
     char p[4200];
+    /* the time index ends with the segment's largest timestamp, so that a
+     * reopened segment knows it exactly (retention depends on it) */
+    if (s->last_batch_base >= 0)
+        add_time(s, s->max_timestamp, s->last_batch_base);
     uint8_t *buf = xmalloc((size_t)(s->nidx * 8 + s->ntidx * 12 + 1));
     if (!buf)
         return -1;

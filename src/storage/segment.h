@@ -33,6 +33,7 @@ struct segment {
     int64_t size;           /* bytes in the .log file */
     int64_t created_ms;     /* wall time of the first append (segment.ms) */
     int64_t max_timestamp;  /* largest batch maxTimestamp, -1 if none */
+    int64_t last_batch_base; /* base offset of the last batch, -1 if none */
     struct seg_index_entry *idx;
     int nidx, capidx;
     struct seg_time_entry *tidx;
