@@ -39,7 +39,7 @@ run_suite() {
     fi
 }
 
-run_suite unit ./bin/unit_tests
+run_suite unit "${SHOPSTREAM_UNIT_TESTS:-./bin/unit_tests}"
 run_suite wire /usr/bin/python3 tests/wire/run_wire.py
 run_suite clients ./tests/clients/run.sh
 

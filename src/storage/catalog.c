@@ -253,10 +253,12 @@ int catalog_open(struct catalog *c, const char *data_dir, const struct config *b
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
+    snprintf(path, sizeof path, "%s/meta.properties", data_dir);
+    bool fresh = access(path, F_OK) != 0;
     if (load_meta(c, err, errlen) < 0)
         return -1;
     snprintf(path, sizeof path, "%s/" CLEAN_MARK, data_dir);
-    c->was_clean = access(path, F_OK) == 0;
+    c->was_clean = fresh || access(path, F_OK) == 0;
     unlink(path);
     if (!c->was_clean)
         log_info("the last shutdown was not clean: checking the active segments");

@@ -185,17 +185,34 @@ void topic_settings_resolve(struct topic_settings *s, const struct config *o, co
     s->delete_policy = cp && strstr(cp, "delete") != NULL;
 }
 
+/* The next element of a comma-separated list at *p, trimmed of spaces as
+ * Kafka's list parser does: sets *start and *len and advances *p.  Returns
+ * 0 at the end. */
+static int list_next(const char **p, const char **start, size_t *len)
+{
+    if (!**p)
+        return 0;
+    const char *c = strchr(*p, ',');
+    const char *e = c ? c : *p + strlen(*p);
+    const char *b = *p;
+    while (b < e && *b == ' ')
+        b++;
+    while (e > b && e[-1] == ' ')
+        e--;
+    *start = b;
+    *len = (size_t)(e - b);
+    *p = c ? c + 1 : *p + strlen(*p);
+    return 1;
+}
+
 /* Whether item (len n) is an element of the comma-separated list. */
 static int list_has(const char *list, const char *item, size_t n)
 {
-    const char *p = list;
-    while (*p) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        if (len == n && strncmp(p, item, n) == 0)
+    const char *p = list, *el;
+    size_t len;
+    while (list_next(&p, &el, &len))
+        if (len == n && strncmp(el, item, n) == 0)
             return 1;
-        p = c ? c + 1 : p + len;
-    }
     return 0;
 }
 
@@ -229,14 +246,11 @@ int topic_config_apply(struct config *overrides, const struct config *broker, co
             if (!list_has(buf, value, strlen(value)))
                 snprintf(buf + n, sizeof buf - n, "%s%s", n ? "," : "", value);
         } else {
-            const char *p = cur ? cur : "";
-            while (*p) {
-                const char *c = strchr(p, ',');
-                size_t len = c ? (size_t)(c - p) : strlen(p);
-                if (!(len == strlen(value) && strncmp(p, value, len) == 0) && n + len + 2 < sizeof buf)
-                    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.*s", n ? "," : "", (int)len, p);
-                p = c ? c + 1 : p + len;
-            }
+            const char *p = cur ? cur : "", *el;
+            size_t len;
+            while (list_next(&p, &el, &len))
+                if (len && !(len == strlen(value) && strncmp(el, value, len) == 0) && n + len + 2 < sizeof buf)
+                    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.*s", n ? "," : "", (int)len, el);
         }
         value = buf;
         if (!*value) {
