@@ -29,6 +29,7 @@ const struct api_entry api_table[] = {
     {KAPI_OFFSETDELETE, 0, 0, handle_offset_delete},
     {KAPI_ALTERCONFIGS, 0, 1, handle_alter_configs},
     {KAPI_DELETERECORDS, 0, 1, handle_delete_records},
+    {KAPI_INITPRODUCERID, 0, 4, handle_init_producer_id},
     {KAPI_INCREMENTALALTERCONFIGS, 0, 1, handle_incremental_alter_configs},
 };
 

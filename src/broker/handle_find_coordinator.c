@@ -1,6 +1,8 @@
 /* handle_find_coordinator.c: FindCoordinator (key 10), v0-2.  This broker
  * coordinates every group.  Transactions are not offered, so a transaction
- * coordinator lookup gets COORDINATOR_NOT_AVAILABLE. */
+ * coordinator lookup is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+ * (fatal for the client, where COORDINATOR_NOT_AVAILABLE would be retried
+ * forever). */
 #include "broker/handler.h"
 
 int handle_find_coordinator(struct broker *b, struct request *r)
@@ -12,7 +14,7 @@ int handle_find_coordinator(struct broker *b, struct request *r)
     struct FindCoordinatorResponse resp;
     FindCoordinatorResponse_init(&resp);
     if (req.KeyType != 0) {
-        resp.ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        resp.ErrorCode = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         resp.ErrorMessage = kstr_c("shopstream does not offer transactions");
         resp.NodeId = -1;
         resp.Host = kstr_c("");

@@ -73,6 +73,19 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
         pr->LogAppendTimeMs = now;
     }
     records_set_partition_leader_epoch(batch, 0);
+    if (bi.producer_id >= 0) {
+        /* idempotent producer: a retried batch gets its first offsets back */
+        int64_t dup_base;
+        int32_t dup_delta;
+        int st = plog_check_producer(part->log, batch, n, &dup_base, &dup_delta);
+        if (st < 0)
+            return -st;
+        if (st == PSTATE_DUPLICATE) {
+            pr->BaseOffset = dup_base;
+            pr->LogStartOffset = part->log->log_start_offset;
+            return 0;
+        }
+    }
     int64_t base;
     if (plog_append(part->log, batch, n, now, &base) < 0) {
         log_error("append to %s-%d failed: %s", t->name, part->index, strerror(errno));

@@ -410,3 +410,41 @@ int catalog_set_config(struct catalog *c, struct topic *t, const struct config *
     topic_settings_resolve(&t->settings, &t->overrides, c->broker);
     return save_topic(t);
 }
+
+#define PRODUCER_ID_BLOCK 1000
+
+int64_t catalog_new_producer_id(struct catalog *c)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/producer-id-block", c->data_dir);
+    if (c->producer_id_block_end == 0) {
+        /* first use since start: continue after the last reserved block */
+        FILE *f = fopen(path, "r");
+        long long end = 0;
+        if (f) {
+            if (fscanf(f, "%lld", &end) != 1 || end < 0)
+                end = 0;
+            fclose(f);
+        }
+        c->next_producer_id = end;
+        c->producer_id_block_end = end;
+    }
+    if (c->next_producer_id >= c->producer_id_block_end) {
+        struct config m;
+        config_init(&m);
+        char buf[32];
+        snprintf(buf, sizeof buf, "%lld", (long long)(c->producer_id_block_end + PRODUCER_ID_BLOCK));
+        /* a tiny properties-style file: one number */
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        bool ok = fd >= 0 && write(fd, buf, strlen(buf)) == (ssize_t)strlen(buf) && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        config_free(&m);
+        if (!ok || rename(tmp, path) < 0)
+            return -1;
+        c->producer_id_block_end += PRODUCER_ID_BLOCK;
+    }
+    return c->next_producer_id++;
+}

@@ -43,6 +43,8 @@ struct catalog {
     const struct config *broker;  /* borrows the broker's properties */
     char cluster_id[32];
     bool was_clean;               /* the last shutdown was clean */
+    int64_t next_producer_id;     /* the next id InitProducerId hands out */
+    int64_t producer_id_block_end; /* ids below this are reserved on disk */
 };
 
 /* Opens data_dir (created if missing) and every topic in it.  Returns 0 or
@@ -67,6 +69,11 @@ int catalog_create(struct catalog *c, const char *name, int32_t partitions,
 void catalog_delete(struct catalog *c, struct topic *t);
 /* Grows a topic to `count` partitions.  Returns 0 or a Kafka error code. */
 int catalog_add_partitions(struct catalog *c, struct topic *t, int32_t count, char *err, size_t errlen);
+/* A producer id never handed out before, also across restarts: ids are
+ * reserved on disk in blocks (<data>/producer-id-block).  Returns -1 when the
+ * reservation cannot be written. */
+int64_t catalog_new_producer_id(struct catalog *c);
+
 /* Replaces a topic's overrides (validated by the caller) and persists. */
 int catalog_set_config(struct catalog *c, struct topic *t, const struct config *overrides);
 

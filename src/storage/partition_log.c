@@ -12,9 +12,35 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "protocol/kerr.h"
 #include "protocol/records.h"
+
+static void save_producers(struct plog *l)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/producer-state", l->dir);
+    pstate_expire(&l->producers, clock_wall_ms(), l->settings->producer_expiration_ms);
+    if (pstate_save(&l->producers, path, l->next_offset) < 0)
+        log_warn("%s: cannot save the producer state: %s", l->dir, strerror(errno));
+}
+
+struct replay_ctx {
+    struct plog *l;
+    int64_t from;
+};
+
+/* Rebuilds producer state from batches appended after the saved state. */
+static int replay_producer(void *arg, const uint8_t *batch, size_t n)
+{
+    struct replay_ctx *c = arg;
+    struct records_batch_info bi;
+    if (records_parse_header(batch, n, &bi) < 0 || bi.base_offset < c->from || bi.producer_id < 0)
+        return 0;
+    return pstate_update(&c->l->producers, bi.producer_id, bi.producer_epoch, bi.base_sequence,
+                         bi.last_offset_delta, bi.base_offset, clock_wall_ms()) < 0 ? -1 : 0;
+}
 
 static int add_seg(struct plog *l, struct segment *s)
 {
@@ -64,6 +90,7 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     struct plog *l = xcalloc(1, sizeof *l);
     if (!l)
         return NULL;
+    pstate_init(&l->producers);
     l->dir = xstrdup(dir);
     l->settings = settings;
     DIR *d = opendir(dir);
@@ -129,6 +156,19 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
             l->log_start_offset = saved;
         fclose(f);
     }
+    /* producer state: the saved snapshot, then the batches after it */
+    snprintf(path, sizeof path, "%s/producer-state", dir);
+    int64_t covered = pstate_load(&l->producers, path);
+    if (covered < 0 || covered > l->next_offset) {
+        pstate_free(&l->producers);
+        pstate_init(&l->producers);
+        covered = l->log_start_offset;
+    }
+    if (covered < l->next_offset) {
+        struct replay_ctx rc = {l, covered};
+        if (plog_for_each_batch(l, covered, replay_producer, &rc) < 0)
+            log_warn("%s: could not rebuild all producer state", dir);
+    }
     /* The active segment's index files are rewritten when it is sealed. */
     return l;
 }
@@ -137,6 +177,9 @@ void plog_close(struct plog *l)
 {
     if (!l)
         return;
+    if (l->nsegs > 0 && l->settings)
+        save_producers(l);
+    pstate_free(&l->producers);
     for (int i = 0; i < l->nsegs; i++) {
         struct segment *s = l->segs[i];
         if (i == l->nsegs - 1 && s->fd >= 0) {
@@ -168,6 +211,7 @@ void plog_destroy(struct plog *l)
         closedir(d);
     }
     rmdir(l->dir);
+    pstate_free(&l->producers);
     xfree(l->segs);
     xfree(l->dir);
     xfree(l);
@@ -187,6 +231,8 @@ static int roll(struct plog *l)
      * the next flush (or the OS). */
     if (seg_seal(a) < 0)
         log_warn("cannot write index files for %s: %s", a->path, strerror(errno));
+    /* after a crash, only the new segment needs replaying for producer state */
+    save_producers(l);
     return 0;
 }
 
@@ -211,9 +257,22 @@ int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_
     if (seg_append(a, batch, n, last, bi.max_timestamp, ts->index_interval_bytes) < 0)
         return -1;
     l->next_offset = last + 1;
+    if (bi.producer_id >= 0)
+        pstate_update(&l->producers, bi.producer_id, bi.producer_epoch, bi.base_sequence, bi.last_offset_delta,
+                      base, now_ms);
     l->unflushed += bi.record_count;
     *base_offset = base;
     return 0;
+}
+
+int plog_check_producer(const struct plog *l, const uint8_t *batch, size_t n, int64_t *dup_base_offset,
+                        int32_t *dup_last_offset_delta)
+{
+    struct records_batch_info bi;
+    if (records_parse_header(batch, n, &bi) < 0 || bi.producer_id < 0)
+        return PSTATE_APPEND;
+    return pstate_check(&l->producers, bi.producer_id, bi.producer_epoch, bi.base_sequence, bi.last_offset_delta,
+                        dup_base_offset, dup_last_offset_delta);
 }
 
 static int find_seg(const struct plog *l, int64_t offset)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "storage/producer_state.h"
 #include "storage/segment.h"
 #include "storage/topic_config.h"
 
@@ -21,6 +22,7 @@ struct plog {
     int64_t unflushed;          /* records appended since the last flush */
     int64_t last_flush_ms;      /* wall time of the last flush request */
     const struct topic_settings *settings; /* borrows the topic's settings */
+    struct pstate producers;    /* idempotent producers seen on this partition */
 };
 
 /* A byte range of a segment file that holds whole batches from the one
@@ -44,6 +46,12 @@ void plog_destroy(struct plog *l);
  * its baseOffset (the buffer is modified) and appends it.  Returns 0 with
  * the assigned base offset, or -1 (errno) leaving the log unchanged. */
 int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset);
+
+/* For an idempotent batch (producer id >= 0): PSTATE_APPEND, or
+ * PSTATE_DUPLICATE with the original offsets (the batch must not be written
+ * again), or a negative Kafka error code.  See producer_state.h. */
+int plog_check_producer(const struct plog *l, const uint8_t *batch, size_t n, int64_t *dup_base_offset,
+                        int32_t *dup_last_offset_delta);
 
 /* Finds the data at offset, at most max_bytes; when the first batch alone is
  * bigger, all of it if min_one is set, else nothing.  Returns 0 (len 0 at

@@ -183,6 +183,9 @@ void topic_settings_resolve(struct topic_settings *s, const struct config *o, co
     const char *cp = topic_config_value(o, b, "cleanup.policy", NULL);
     s->compact = cp && strstr(cp, "compact") != NULL;
     s->delete_policy = cp && strstr(cp, "delete") != NULL;
+    int64_t exp;
+    const char *pe = b ? config_get(b, "producer.id.expiration.ms") : NULL;
+    s->producer_expiration_ms = pe && config_parse_i64(pe, &exp) == 0 && exp > 0 ? exp : 86400000;
 }
 
 /* The next element of a comma-separated list at *p, trimmed of spaces as

@@ -59,6 +59,7 @@ struct topic_settings {
     bool log_append_time;  /* message.timestamp.type=LogAppendTime */
     bool compact;          /* cleanup.policy contains compact */
     bool delete_policy;    /* cleanup.policy contains delete */
+    int64_t producer_expiration_ms; /* broker's producer.id.expiration.ms */
 };
 
 void topic_settings_resolve(struct topic_settings *s, const struct config *overrides,
