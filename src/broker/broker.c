@@ -18,6 +18,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "storage/cleaner.h"
 #include "storage/flusher.h"
 
 /* Parses "PLAINTEXT://host:port" (first listener of a list) or "host:port". */
@@ -99,6 +100,7 @@ static int load_settings(struct broker *b, char *err, size_t errlen)
     I64("node.id", b->node_id, 0, INT32_MAX, b->node_id);
     I64("num.partitions", 1, 1, 100000, b->default_partitions);
     I64("log.retention.check.interval.ms", 300000, 1, INT64_MAX / 2, b->retention_check_ms);
+    I64("log.cleaner.backoff.ms", 15000, 1, INT64_MAX / 2, b->cleaner_backoff_ms);
     I64("socket.request.max.bytes", LIMIT_REQUEST_MAX_BYTES_DEFAULT, 64, INT32_MAX - 8, l->request_max_bytes);
     I64("max.connections", LIMIT_MAX_CONNECTIONS_DEFAULT, 1, 10000000, l->max_connections);
     I64("max.connections.per.ip", LIMIT_MAX_CONNECTIONS_PER_IP_DEFAULT, 1, 10000000, l->max_connections_per_ip);
@@ -158,6 +160,8 @@ static void on_wakeup(struct loop *l, void *arg)
     (void)l;
     struct broker *b = arg;
     flusher_complete(b->flusher);
+    if (b->cleaner)
+        cleaner_finish(b->cleaner);
 }
 
 static void before_sleep(struct loop *l, void *arg)
@@ -180,6 +184,9 @@ static void tick(struct loop *l, void *arg)
     bool retention = now - b->last_retention_ms >= b->retention_check_ms;
     if (retention)
         b->last_retention_ms = now;
+    bool clean = b->cleaner && now - b->last_cleaner_ms >= b->cleaner_backoff_ms;
+    if (clean)
+        b->last_cleaner_ms = now;
     for (int i = 0; i < b->cat.ntopics; i++) {
         struct topic *t = b->cat.topics[i];
         for (int p = 0; p < t->npartitions; p++) {
@@ -187,6 +194,8 @@ static void tick(struct loop *l, void *arg)
             plog_maybe_roll_by_age(lg, now);
             if (retention)
                 plog_apply_retention(lg, now);
+            if (clean && t->settings.compact)
+                cleaner_maybe_schedule(b->cleaner, lg, now);
             if (lg->unflushed > 0 && now - lg->last_flush_ms >= t->settings.flush_ms) {
                 int fds[4];
                 int n = plog_take_dirty_fds(lg, fds, 4, now);
@@ -226,8 +235,9 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
     if (catalog_open(&b->cat, first, cfg, err, errlen) < 0)
         return -1;
     b->flusher = flusher_new(wake_loop, b->loop);
-    if (!b->flusher) {
-        snprintf(err, errlen, "cannot start the flush thread");
+    b->cleaner = cleaner_new(wake_loop, b->loop);
+    if (!b->flusher || !b->cleaner) {
+        snprintf(err, errlen, "cannot start the flush and cleaner threads");
         return -1;
     }
     if (coord_init(b, err, errlen) < 0)
@@ -243,7 +253,7 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
     set_advertised(b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     loop_set_on_wakeup(b->loop, on_wakeup, b);
-    b->last_retention_ms = clock_wall_ms();
+    b->last_retention_ms = b->last_cleaner_ms = clock_wall_ms();
     loop_timer(b->loop, 1000, tick, b);
     log_info("shopstream broker %d listening on %s:%d (advertised %s:%d), data in %s, %d topics, "
              "opened in %lld ms",
@@ -273,6 +283,7 @@ void broker_free(struct broker *b)
     }
     /* let pending flushes finish, so parked produces are answered or freed */
     flusher_free(b->flusher);
+    cleaner_free(b->cleaner);
     coord_free(b);
     if (b->cat.data_dir)
         catalog_close(&b->cat);

@@ -23,6 +23,7 @@
 struct broker;
 struct conn;
 struct flusher;
+struct cleaner;
 struct coordinator;
 
 struct request {
@@ -73,6 +74,9 @@ struct broker {
     struct catalog cat;
     struct flusher *flusher;
     struct coordinator *coord; /* consumer groups (group.h) */
+    struct cleaner *cleaner;   /* log compaction thread */
+    int64_t cleaner_backoff_ms; /* log.cleaner.backoff.ms */
+    int64_t last_cleaner_ms;
     struct broker_limits lim;
     int32_t node_id;
     char listen_host[256];

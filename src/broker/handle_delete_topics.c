@@ -3,6 +3,7 @@
  * check. */
 #include "broker/handler.h"
 #include "common/log.h"
+#include "storage/cleaner.h"
 
 int handle_delete_topics(struct broker *b, struct request *r)
 {
@@ -38,6 +39,8 @@ int handle_delete_topics(struct broker *b, struct request *r)
             res->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
             continue;
         }
+        for (int32_t k = 0; k < t->npartitions; k++)
+            cleaner_forget(b->cleaner, t->parts[k]->log);
         catalog_delete(&b->cat, t);
         /* parked fetches may refer to it: let them answer now */
         b->appends++;

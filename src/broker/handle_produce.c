@@ -35,6 +35,27 @@ static void produce_flushed(void *arg, int err)
     request_done(r);
 }
 
+/* Whether every record of a (validated) batch has a key.  For v0-2 the
+ * up-converted batch lives in scratch, so a second buffer decompresses. */
+static bool all_records_keyed(const uint8_t *batch, size_t n, const struct records_limits *lim,
+                              struct obuf *scratch, bool scratch_free)
+{
+    struct obuf own;
+    obuf_init(&own);
+    struct obuf *buf = scratch_free ? scratch : &own;
+    const uint8_t *body;
+    size_t len;
+    bool ok = records_batch_body(batch, n, lim, buf, &body, &len) == 0;
+    const uint8_t *p = body, *end = ok ? body + len : body;
+    struct records_record_view rv;
+    while (ok && p < end) {
+        if (records_record_next(&p, end, &rv) < 0 || rv.key_len < 0)
+            ok = false;
+    }
+    obuf_free(&own);
+    return ok;
+}
+
 static int append_one(struct broker *b, struct request *r, struct partition *part, krecords rec,
                       struct ProduceResponse_PartitionProduceResponse *pr, struct obuf *scratch)
 {
@@ -67,6 +88,8 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
         batch = scratch->data;
         n = scratch->len;
     }
+    if (t->settings.compact && !all_records_keyed(batch, n, &lim, scratch, v >= 3))
+        return KERR_INVALID_RECORD; /* Kafka: a compacted topic cannot accept a record without key */
     int64_t now = clock_wall_ms();
     if (t->settings.log_append_time) {
         records_set_log_append_time(batch, n, now);

@@ -136,6 +136,9 @@ static int parse_datetime(const char *s, int64_t *out)
     time_t t;
 
     memset(&tm, 0, sizeof tm);
+    for (int k = 0; k < 10; k++)
+        if (k == 4 || k == 7 ? s[k] != '-' : !isdigit((unsigned char)s[k]))
+            return -1;
     if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
         return -1;
     p = s + n;
@@ -394,9 +397,8 @@ static rd_kafka_event_t *describe_groups(struct group_args *a, rd_kafka_t *rk,
     rd_kafka_AdminOptions_destroy(opts);
     if (!(ev = admin_wait(rk, q, a, what)))
         return NULL;
-    *res = (const rd_kafka_ConsumerGroupDescription_t **)
-        rd_kafka_DescribeConsumerGroups_result_groups(
-            rd_kafka_event_DescribeConsumerGroups_result(ev), nres);
+    *res = rd_kafka_DescribeConsumerGroups_result_groups(
+        rd_kafka_event_DescribeConsumerGroups_result(ev), nres);
     return ev;
 }
 
@@ -443,20 +445,22 @@ err:
     return NULL;
 }
 
-static int cmp_str(const void *x, const void *y)
+static int cmp_listing(const void *x, const void *y)
 {
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
+    return strcmp(
+        rd_kafka_ConsumerGroupListing_group_id(*(const rd_kafka_ConsumerGroupListing_t *const *)x),
+        rd_kafka_ConsumerGroupListing_group_id(*(const rd_kafka_ConsumerGroupListing_t *const *)y));
 }
 
 static int group_list(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t *q)
 {
     rd_kafka_AdminOptions_t *opts = admin_options(rk, a, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
-    const rd_kafka_ConsumerGroupListing_t **valid;
+    const rd_kafka_ConsumerGroupListing_t **valid, **sorted = NULL;
     const rd_kafka_error_t **errors;
     const rd_kafka_ConsumerGroupDescription_t **descs = NULL;
     const rd_kafka_ListConsumerGroups_result_t *res;
     rd_kafka_event_t *ev, *dev = NULL;
-    const char **ids = NULL, **unknown = NULL;
+    const char **unknown = NULL;
     size_t nvalid, nerrors, nunknown = 0, ndescs = 0;
     int rc = 1;
 
@@ -469,48 +473,43 @@ static int group_list(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t *q)
     errors = rd_kafka_ListConsumerGroups_result_errors(res, &nerrors);
     if (nerrors > 0) {
         /* Some broker did not answer: its groups are missing from the list,
-         * which must not pass for a complete answer. */
-        client_report(rk, &a->co, a->cmd, "could not list the groups of every broker",
+         * which must not pass for a complete answer.  librdkafka's message
+         * names the broker. */
+        client_report(rk, &a->co, a->cmd, "could not list the groups",
                       rd_kafka_error_code(errors[0]), rd_kafka_error_string(errors[0]));
         goto out;
     }
-    ids = xcalloc(nvalid + 1, sizeof *ids);
+    sorted = xcalloc(nvalid + 1, sizeof *sorted);
     unknown = xcalloc(nvalid + 1, sizeof *unknown);
-    if (!ids || !unknown) {
+    if (!sorted || !unknown) {
         fprintf(stderr, "%s: out of memory.\n", a->cmd);
         goto out;
     }
+    memcpy(sorted, valid, nvalid * sizeof *sorted);
+    qsort(sorted, nvalid, sizeof *sorted, cmp_listing);
     /* ListGroups below v4 has no state: ask DescribeGroups for it. */
     for (size_t k = 0; k < nvalid; k++)
-        if (rd_kafka_ConsumerGroupListing_state(valid[k]) == RD_KAFKA_CONSUMER_GROUP_STATE_UNKNOWN)
-            unknown[nunknown++] = rd_kafka_ConsumerGroupListing_group_id(valid[k]);
+        if (rd_kafka_ConsumerGroupListing_state(sorted[k]) == RD_KAFKA_CONSUMER_GROUP_STATE_UNKNOWN)
+            unknown[nunknown++] = rd_kafka_ConsumerGroupListing_group_id(sorted[k]);
     if (nunknown > 0 && !(dev = describe_groups(a, rk, q, unknown, nunknown, &descs, &ndescs)))
         goto out;
-    for (size_t k = 0; k < nvalid; k++)
-        ids[k] = rd_kafka_ConsumerGroupListing_group_id(valid[k]);
-    qsort(ids, nvalid, sizeof *ids, cmp_str);
     for (size_t k = 0; k < nvalid; k++) {
-        const rd_kafka_ConsumerGroupListing_t *l = NULL;
-        rd_kafka_consumer_group_state_t state;
-        int simple;
+        const char *id = rd_kafka_ConsumerGroupListing_group_id(sorted[k]);
+        rd_kafka_consumer_group_state_t state = rd_kafka_ConsumerGroupListing_state(sorted[k]);
+        int simple = rd_kafka_ConsumerGroupListing_is_simple_consumer_group(sorted[k]);
 
-        for (size_t j = 0; j < nvalid && !l; j++)
-            if (rd_kafka_ConsumerGroupListing_group_id(valid[j]) == ids[k])
-                l = valid[j];
-        state = rd_kafka_ConsumerGroupListing_state(l);
-        simple = rd_kafka_ConsumerGroupListing_is_simple_consumer_group(l);
         for (size_t j = 0; j < ndescs && state == RD_KAFKA_CONSUMER_GROUP_STATE_UNKNOWN; j++)
-            if (!strcmp(rd_kafka_ConsumerGroupDescription_group_id(descs[j]), ids[k]) &&
+            if (!strcmp(rd_kafka_ConsumerGroupDescription_group_id(descs[j]), id) &&
                 !rd_kafka_ConsumerGroupDescription_error(descs[j])) {
                 state = rd_kafka_ConsumerGroupDescription_state(descs[j]);
                 simple = rd_kafka_ConsumerGroupDescription_is_simple_consumer_group(descs[j]);
             }
-        put_word(ids[k]);
+        put_word(id);
         printf(" %s %s\n", rd_kafka_consumer_group_state_name(state), simple ? "-" : "consumer");
     }
     rc = 0;
 out:
-    xfree(ids);
+    xfree(sorted);
     xfree(unknown);
     if (dev)
         rd_kafka_event_destroy(dev);

@@ -62,10 +62,11 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Walks batch headers from the last index entry to find the end offset. */
-static int64_t find_end_offset(const struct segment *s)
+/* Walks batch headers from the last index entry to find the end offset.
+ * *whole is set when the walk ends exactly at the end of the file. */
+static int64_t find_end_offset(const struct segment *s, bool *whole)
 {
-    int64_t pos;
+    int64_t pos, end_pos = s->nidx ? s->idx[s->nidx - 1].pos : 0;
     int32_t size;
     int64_t off = s->nidx ? s->base_offset + s->idx[s->nidx - 1].rel_offset : s->base_offset;
     int64_t end = s->base_offset;
@@ -75,9 +76,13 @@ static int64_t find_end_offset(const struct segment *s)
             break;
         struct records_batch_info bi;
         records_parse_header(h, sizeof h, &bi);
+        if (bi.base_offset + bi.last_offset_delta + 1 <= off)
+            break; /* offsets that do not increase: damaged */
         end = bi.base_offset + bi.last_offset_delta + 1;
         off = end;
+        end_pos = pos + size;
     }
+    *whole = end_pos == s->size;
     return end;
 }
 
@@ -105,6 +110,13 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
+        if (n > 12 && strcmp(e->d_name + n - 12, ".log.cleaned") == 0) {
+            /* a compaction that did not finish: the original still stands */
+            char p[4300];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+            continue;
+        }
         if (n != 24 || strcmp(e->d_name + 20, ".log") != 0)
             continue;
         char *end;
@@ -121,7 +133,8 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
         bases[nb++] = b;
     }
     closedir(d);
-    qsort(bases, (size_t)nb, sizeof *bases, cmp_i64);
+    if (nb > 1)
+        qsort(bases, (size_t)nb, sizeof *bases, cmp_i64);
     for (int i = 0; i < nb; i++) {
         bool last = i == nb - 1;
         int64_t cut = 0;
@@ -132,8 +145,29 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
             plog_close(l);
             return NULL;
         }
-        if (s->next_offset < 0)
-            s->next_offset = last ? find_end_offset(s) : bases[i + 1];
+        if (s->next_offset < 0 && last) {
+            bool whole;
+            s->next_offset = find_end_offset(s, &whole);
+            if (!whole) {
+                /* the index or the tail does not match the file: check it all */
+                log_warn("%s: active segment %020lld does not match its index; checking it", dir,
+                         (long long)bases[i]);
+                seg_close(s);
+                l->nsegs--;
+                s = seg_open(dir, bases[i], true, &cut);
+                if (!s || add_seg(l, s) < 0) {
+                    seg_close(s);
+                    xfree(bases);
+                    plog_close(l);
+                    return NULL;
+                }
+            }
+        } else if (s->next_offset < 0) {
+            s->next_offset = bases[i + 1];
+        } else if (!last && !s->sealed) {
+            /* a sealed segment whose index had to be rebuilt: keep the result */
+            seg_seal(s);
+        }
         s->sealed = !last;
     }
     xfree(bases);
@@ -154,6 +188,13 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     if (f) {
         if (fscanf(f, "%lld", &saved) == 1 && saved > l->log_start_offset && saved <= l->next_offset)
             l->log_start_offset = saved;
+        fclose(f);
+    }
+    l->cleaner_offset = l->log_start_offset;
+    snprintf(path, sizeof path, "%s/cleaner-offset", dir);
+    if ((f = fopen(path, "r"))) {
+        if (fscanf(f, "%lld", &saved) == 1 && saved >= l->log_start_offset && saved <= l->next_offset)
+            l->cleaner_offset = saved;
         fclose(f);
     }
     /* producer state: the saved snapshot, then the batches after it */
@@ -375,7 +416,10 @@ int64_t plog_offset_for_time(const struct plog *l, int64_t ts, int64_t *found_ts
             uint8_t h[12];
             if (pread(s->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
                 break;
-            pos += 12 + (int64_t)((uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11]);
+            int32_t blen = (int32_t)((uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11]);
+            if (blen < RECORDS_V2_OVERHEAD - 12)
+                break; /* damaged: stop rather than loop */
+            pos += 12 + (int64_t)blen;
         }
     }
     return -1;
@@ -534,5 +578,38 @@ int plog_delete_records(struct plog *l, int64_t offset)
     }
     while (l->nsegs > 1 && l->segs[1]->base_offset <= offset)
         drop_first_segment(l);
+    return 0;
+}
+
+int plog_replace_segment(struct plog *l, int k, const char *path)
+{
+    struct segment *old = l->segs[k];
+    char from[4300], to[4300], idx[4300];
+    snprintf(from, sizeof from, "%s.log.cleaned", path);
+    snprintf(to, sizeof to, "%s.log", path);
+    /* stale indexes must not survive the rename: without them the segment
+     * is rescanned at the next start */
+    snprintf(idx, sizeof idx, "%s.index", path);
+    unlink(idx);
+    snprintf(idx, sizeof idx, "%s.timeindex", path);
+    unlink(idx);
+    if (rename(from, to) < 0)
+        return -1;
+    int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    int64_t cut;
+    struct segment *s = seg_open(l->dir, old->base_offset, true, &cut);
+    if (!s) {
+        /* the old descriptor still reads the old file; keep serving it */
+        return -1;
+    }
+    s->next_offset = old->next_offset; /* the last records may be gone, the offsets are not */
+    seg_seal(s);
+    s->created_ms = old->created_ms;
+    l->segs[k] = s;
+    seg_close(old);
     return 0;
 }

@@ -23,6 +23,8 @@ struct plog {
     int64_t last_flush_ms;      /* wall time of the last flush request */
     const struct topic_settings *settings; /* borrows the topic's settings */
     struct pstate producers;    /* idempotent producers seen on this partition */
+    int64_t cleaner_offset;     /* compaction: the first offset not yet cleaned */
+    bool cleaning;              /* a compaction job for it is under way */
 };
 
 /* A byte range of a segment file that holds whole batches from the one
@@ -85,6 +87,11 @@ int plog_take_dirty_fds(struct plog *l, int *fds, int max, int64_t now_ms);
  * non-zero and returns that value; returns -1 on a read error, else 0. */
 int plog_for_each_batch(const struct plog *l, int64_t from,
                         int (*fn)(void *arg, const uint8_t *batch, size_t n), void *arg);
+
+/* Compaction: replaces sealed segment k by the file <its path>.log.cleaned
+ * (written by the cleaner): index files first, then an atomic rename, then
+ * the new indexes.  Returns 0 or -1 (the old segment stays). */
+int plog_replace_segment(struct plog *l, int k, const char *path);
 
 /* Total bytes of all segments. */
 int64_t plog_size(const struct plog *l);

@@ -403,7 +403,11 @@ static int batch_at(const struct segment *s, int64_t pos, int64_t *base, int64_t
     if (pos + (int64_t)sizeof h > s->size || pread(s->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
         return -1;
     *base = (int64_t)be64(h);
-    *size = (int32_t)be32(h + 8) + 12;
+    int32_t blen = (int32_t)be32(h + 8);
+    /* a damaged length must not stall or reverse a walk over the file */
+    if (blen < RECORDS_V2_OVERHEAD - 12 || pos + 12 + (int64_t)blen > s->size)
+        return -1;
+    *size = blen + 12;
     *last = *base + (int32_t)be32(h + 23);
     *max_ts = (int64_t)be64(h + 35);
     return 0;

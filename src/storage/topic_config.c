@@ -1,6 +1,8 @@
 /* topic_config.c: the table of Kafka topic configs with their defaults. */
 #include "storage/topic_config.h"
 
+#include "common/alloc.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -129,11 +131,13 @@ const char *topic_config_value(const struct config *overrides, const struct conf
             const char *m = config_get(broker, "log.retention.minutes");
             const char *h = config_get(broker, "log.retention.hours");
             int64_t x;
+            /* the product must not overflow: it is capped (forever, in effect) */
             if (m && config_parse_i64(m, &x) == 0) {
-                snprintf(buf, sizeof buf, "%lld", (long long)x * 60000);
+                snprintf(buf, sizeof buf, "%lld", x < 0 ? -1LL : x > INT64_MAX / 60000 ? (long long)INT64_MAX : (long long)x * 60000);
                 v = buf;
             } else if (h && config_parse_i64(h, &x) == 0) {
-                snprintf(buf, sizeof buf, "%lld", (long long)x * 3600000);
+                snprintf(buf, sizeof buf, "%lld",
+                         x < 0 ? -1LL : x > INT64_MAX / 3600000 ? (long long)INT64_MAX : (long long)x * 3600000);
                 v = buf;
             }
         }
@@ -141,8 +145,8 @@ const char *topic_config_value(const struct config *overrides, const struct conf
             static __thread char buf2[32];
             const char *h = config_get(broker, "log.roll.hours");
             int64_t x;
-            if (h && config_parse_i64(h, &x) == 0) {
-                snprintf(buf2, sizeof buf2, "%lld", (long long)x * 3600000);
+            if (h && config_parse_i64(h, &x) == 0 && x > 0) {
+                snprintf(buf2, sizeof buf2, "%lld", x > INT64_MAX / 3600000 ? (long long)INT64_MAX : (long long)x * 3600000);
                 v = buf2;
             }
         }
@@ -183,6 +187,11 @@ void topic_settings_resolve(struct topic_settings *s, const struct config *o, co
     const char *cp = topic_config_value(o, b, "cleanup.policy", NULL);
     s->compact = cp && strstr(cp, "compact") != NULL;
     s->delete_policy = cp && strstr(cp, "delete") != NULL;
+    s->delete_retention_ms = get_i64(o, b, "delete.retention.ms");
+    s->min_compaction_lag_ms = get_i64(o, b, "min.compaction.lag.ms");
+    double ratio = 0.5;
+    config_parse_double(topic_config_value(o, b, "min.cleanable.dirty.ratio", NULL), &ratio);
+    s->min_cleanable_ratio = ratio;
     int64_t exp;
     const char *pe = b ? config_get(b, "producer.id.expiration.ms") : NULL;
     s->producer_expiration_ms = pe && config_parse_i64(pe, &exp) == 0 && exp > 0 ? exp : 86400000;
@@ -235,28 +244,36 @@ int topic_config_apply(struct config *overrides, const struct config *broker, co
         snprintf(err, errlen, "Null value not supported for topic config %s", name);
         return -1;
     }
-    char buf[1024];
+    char *buf = NULL; /* owned: the new list for APPEND and SUBTRACT */
     if (op == TC_OP_APPEND || op == TC_OP_SUBTRACT) {
         if (d->type != TC_LIST) {
             snprintf(err, errlen, "Config %s is not a list: APPEND and SUBTRACT do not apply", name);
             return -1;
         }
         const char *cur = topic_config_value(overrides, broker, name, NULL);
-        size_t n = 0;
+        if (!cur)
+            cur = "";
+        size_t cap = strlen(cur) + strlen(value) + 2, n = 0;
+        buf = xmalloc(cap);
+        if (!buf) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         buf[0] = 0;
         if (op == TC_OP_APPEND) {
-            n = (size_t)snprintf(buf, sizeof buf, "%s", cur ? cur : "");
+            n = (size_t)snprintf(buf, cap, "%s", cur);
             if (!list_has(buf, value, strlen(value)))
-                snprintf(buf + n, sizeof buf - n, "%s%s", n ? "," : "", value);
+                snprintf(buf + n, cap - n, "%s%s", n ? "," : "", value);
         } else {
-            const char *p = cur ? cur : "", *el;
+            const char *p = cur, *el;
             size_t len;
             while (list_next(&p, &el, &len))
-                if (len && !(len == strlen(value) && strncmp(el, value, len) == 0) && n + len + 2 < sizeof buf)
-                    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%.*s", n ? "," : "", (int)len, el);
+                if (len && !(len == strlen(value) && strncmp(el, value, len) == 0))
+                    n += (size_t)snprintf(buf + n, cap - n, "%s%.*s", n ? "," : "", (int)len, el);
         }
         value = buf;
         if (!*value) {
+            xfree(buf);
             config_remove(overrides, name);
             return 0;
         }
@@ -264,7 +281,13 @@ int topic_config_apply(struct config *overrides, const struct config *broker, co
         snprintf(err, errlen, "Unknown config operation %d", op);
         return -1;
     }
+    int rc = 0;
     if (topic_config_validate(name, value, err, errlen) < 0)
-        return -1;
-    return config_set(overrides, name, value) < 0 ? (snprintf(err, errlen, "out of memory"), -1) : 0;
+        rc = -1;
+    else if (config_set(overrides, name, value) < 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    xfree(buf);
+    return rc;
 }

@@ -60,6 +60,9 @@ struct topic_settings {
     bool compact;          /* cleanup.policy contains compact */
     bool delete_policy;    /* cleanup.policy contains delete */
     int64_t producer_expiration_ms; /* broker's producer.id.expiration.ms */
+    int64_t delete_retention_ms;    /* tombstones live this long */
+    int64_t min_compaction_lag_ms;
+    double min_cleanable_ratio;     /* min.cleanable.dirty.ratio */
 };
 
 void topic_settings_resolve(struct topic_settings *s, const struct config *overrides,
