@@ -581,7 +581,15 @@ int group_join(struct broker *b, struct request *r, const struct JoinGroupReques
     if (changed && set_protocols(m, req) < 0)
         return API_CLOSE;
     set_str(&m->client_id, handler_cstr(r, r->client_id));
-    set_str(&m->client_host, r->conn ? r->conn->peer : "");
+    /* Kafka shows the client's address as "/IP", without the port */
+    char host[80] = "";
+    if (r->conn) {
+        snprintf(host, sizeof host, "/%s", r->conn->peer);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = 0;
+    }
+    set_str(&m->client_host, host);
     m->session_timeout_ms = req->SessionTimeoutMs;
     m->rebalance_timeout_ms = v >= 1 ? req->RebalanceTimeoutMs : req->SessionTimeoutMs;
     m->last_seen_ms = clock_mono_ms();
@@ -773,10 +781,13 @@ int group_check_commit(struct broker *b, kstr id, int32_t generation, kstr membe
         return KERR_UNKNOWN_MEMBER_ID;
     if (instance_id.len >= 0 && (!m->instance_id || !keq(instance_id, m->instance_id)))
         return KERR_FENCED_INSTANCE_ID;
-    if (g->state == GROUP_PREPARING_REBALANCE || g->state == GROUP_COMPLETING_REBALANCE)
-        return KERR_REBALANCE_IN_PROGRESS;
     if (generation != g->generation)
         return KERR_ILLEGAL_GENERATION;
+    /* members of the current generation may commit while a rebalance is
+     * being prepared (to save their progress before giving partitions up);
+     * only between JoinGroup and the leader's SyncGroup is it refused */
+    if (g->state == GROUP_COMPLETING_REBALANCE)
+        return KERR_REBALANCE_IN_PROGRESS;
     m->last_seen_ms = clock_mono_ms();
     *out = g;
     return 0;

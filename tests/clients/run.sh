@@ -4,7 +4,7 @@
 # a fresh shopstream broker (every test starts its own on a free port with its
 # own data dir, and stops it).
 #
-# usage: tests/clients/run.sh [TEST...]      TEST: kcat kafka-python confluent rdkafka kafkajs
+# usage: tests/clients/run.sh [TEST...]      TEST: kcat kafka-python confluent rdkafka kafkajs durability groups crash retention
 #        tests/clients/run.sh --list
 # Prints one line per test (PASS/FAIL and seconds), then "N passed, N failed";
 # exits 1 if any test failed, 2 on a usage error.
@@ -18,7 +18,7 @@
 set -u
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$DIR/../.." && pwd)"
-ALL=(kcat kafka-python confluent rdkafka kafkajs durability)
+ALL=(kcat kafka-python confluent rdkafka kafkajs durability groups crash retention)
 
 usage() { echo "usage: $0 [--list] [TEST...]   (TEST: ${ALL[*]})" >&2; exit 2; }
 
@@ -53,6 +53,9 @@ set_cmd() {
         rdkafka) CMD=(bash "$DIR/test_rdkafka.sh") ;;
         kafkajs) CMD=(bash "$DIR/with_broker.sh" node "$DIR/kafkajs_roundtrip.js") ;;
         durability) CMD=(/usr/bin/python3 "$DIR/test_durability.py") ;;
+        crash) CMD=(/usr/bin/python3 "$DIR/test_crash.py") ;;
+        retention) CMD=(/usr/bin/python3 "$DIR/test_retention.py") ;;
+        groups) CMD=(/usr/bin/python3 "$DIR/test_groups.py") ;;
     esac
 }
 
