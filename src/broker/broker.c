@@ -101,6 +101,7 @@ static int load_settings(struct broker *b, char *err, size_t errlen)
     I64("num.partitions", 1, 1, 100000, b->default_partitions);
     I64("log.retention.check.interval.ms", 300000, 1, INT64_MAX / 2, b->retention_check_ms);
     I64("log.cleaner.backoff.ms", 15000, 1, INT64_MAX / 2, b->cleaner_backoff_ms);
+    I64("log.flush.offset.checkpoint.interval.ms", 60000, 1, INT64_MAX / 2, b->checkpoint_interval_ms);
     I64("socket.request.max.bytes", LIMIT_REQUEST_MAX_BYTES_DEFAULT, 64, INT32_MAX - 8, l->request_max_bytes);
     I64("max.connections", LIMIT_MAX_CONNECTIONS_DEFAULT, 1, 10000000, l->max_connections);
     I64("max.connections.per.ip", LIMIT_MAX_CONNECTIONS_PER_IP_DEFAULT, 1, 10000000, l->max_connections_per_ip);
@@ -174,6 +175,72 @@ static void before_sleep(struct loop *l, void *arg)
     }
 }
 
+/* A checkpoint flush is done: every partition it covered has its data up to
+ * the target on disk, so the recovery point moves there. */
+struct checkpoint_job {
+    struct broker *b;
+    uint64_t token;
+};
+
+static void checkpoint_done(void *arg, int err)
+{
+    struct checkpoint_job *job = arg;
+    struct broker *b = job->b;
+    uint64_t token = job->token;
+    xfree(job);
+    for (int i = 0; i < b->cat.ntopics; i++) {
+        struct topic *t = b->cat.topics[i];
+        for (int p = 0; p < t->npartitions; p++) {
+            struct plog *lg = t->parts[p]->log;
+            if (lg->checkpoint_token != token || !token)
+                continue;
+            lg->checkpoint_token = 0;
+            if (!err && plog_save_recovery_point(lg, lg->checkpoint_target) < 0)
+                log_warn("%s: cannot save the recovery point", lg->dir);
+        }
+    }
+}
+
+static void submit_checkpoint(struct broker *b, int *fds, int n, uint64_t token)
+{
+    struct checkpoint_job *job = xmalloc(sizeof *job);
+    if (!job) {
+        for (int i = 0; i < n; i++)
+            close(fds[i]);
+        return; /* the partitions keep their token; cleared below on the next pass */
+    }
+    *job = (struct checkpoint_job){b, token};
+    if (flusher_submit(b->flusher, fds, n, checkpoint_done, job) < 0)
+        xfree(job);
+}
+
+/* Syncs every partition with data past its recovery point, in one flush
+ * job (one fsync per file), then moves the recovery points. */
+static void checkpoint(struct broker *b)
+{
+    int fds[FLUSH_MAX_FDS], n = 0;
+    uint64_t token = ++b->checkpoint_token;
+    for (int i = 0; i < b->cat.ntopics; i++) {
+        struct topic *t = b->cat.topics[i];
+        for (int p = 0; p < t->npartitions; p++) {
+            struct plog *lg = t->parts[p]->log;
+            if (lg->next_offset <= lg->recovery_point)
+                continue;
+            if (n + 2 > FLUSH_MAX_FDS) {
+                /* a full job: send it and start another */
+                submit_checkpoint(b, fds, n, token);
+                n = 0;
+                token = ++b->checkpoint_token;
+            }
+            lg->checkpoint_target = lg->next_offset;
+            lg->checkpoint_token = token;
+            n += plog_take_unsynced_fds(lg, fds + n, 2);
+        }
+    }
+    if (n > 0)
+        submit_checkpoint(b, fds, n, token);
+}
+
 /* Once a second: reap connections, roll old segments, time-based flushes. */
 static void tick(struct loop *l, void *arg)
 {
@@ -184,6 +251,10 @@ static void tick(struct loop *l, void *arg)
     bool retention = now - b->last_retention_ms >= b->retention_check_ms;
     if (retention)
         b->last_retention_ms = now;
+    if (now - b->last_checkpoint_ms >= b->checkpoint_interval_ms) {
+        b->last_checkpoint_ms = now;
+        checkpoint(b);
+    }
     bool clean = b->cleaner && now - b->last_cleaner_ms >= b->cleaner_backoff_ms;
     if (clean)
         b->last_cleaner_ms = now;
@@ -253,7 +324,7 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
     set_advertised(b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     loop_set_on_wakeup(b->loop, on_wakeup, b);
-    b->last_retention_ms = b->last_cleaner_ms = clock_wall_ms();
+    b->last_retention_ms = b->last_cleaner_ms = b->last_checkpoint_ms = clock_wall_ms();
     loop_timer(b->loop, 1000, tick, b);
     log_info("shopstream broker %d listening on %s:%d (advertised %s:%d), data in %s, %d topics, "
              "opened in %lld ms",

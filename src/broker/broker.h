@@ -77,6 +77,9 @@ struct broker {
     struct cleaner *cleaner;   /* log compaction thread */
     int64_t cleaner_backoff_ms; /* log.cleaner.backoff.ms */
     int64_t last_cleaner_ms;
+    int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
+    int64_t last_checkpoint_ms;
+    uint64_t checkpoint_token;  /* the last checkpoint flush submitted */
     struct broker_limits lim;
     int32_t node_id;
     char listen_host[256];

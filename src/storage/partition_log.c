@@ -135,15 +135,43 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     closedir(d);
     if (nb > 1)
         qsort(bases, (size_t)nb, sizeof *bases, cmp_i64);
+    /* After an unclean stop, every segment holding offsets past the
+     * recovery point (what is known to be fsynced) is checked batch by
+     * batch; data before it was synced and is trusted. */
+    int64_t recovery_point = 0;
+    char rp_path[4200];
+    snprintf(rp_path, sizeof rp_path, "%s/recovery-point", dir);
+    FILE *rpf = fopen(rp_path, "r");
+    if (rpf) {
+        long long v;
+        if (fscanf(rpf, "%lld", &v) == 1 && v >= 0)
+            recovery_point = v;
+        fclose(rpf);
+    }
     for (int i = 0; i < nb; i++) {
         bool last = i == nb - 1;
         int64_t cut = 0;
-        struct segment *s = seg_open(dir, bases[i], last && !clean, &cut);
+        bool check = !clean && (last || bases[i + 1] > recovery_point);
+        struct segment *s = seg_open_checked(dir, bases[i], check, !settings->compact, &cut);
         if (!s || add_seg(l, s) < 0) {
             seg_close(s);
             xfree(bases);
             plog_close(l);
             return NULL;
+        }
+        if (check && !last && cut > 0) {
+            /* a torn or corrupt sealed segment: nothing after the cut may be
+             * served, so the later segments go */
+            log_warn("%s: segment %020lld was cut; removing the %d segments after it", dir,
+                     (long long)bases[i], nb - i - 1);
+            for (int k = i + 1; k < nb; k++) {
+                int64_t c2;
+                struct segment *later = seg_open(dir, bases[k], false, &c2);
+                if (later)
+                    seg_delete(later);
+            }
+            nb = i + 1;
+            last = true;
         }
         if (s->next_offset < 0 && last) {
             bool whole;
@@ -154,7 +182,7 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
                          (long long)bases[i]);
                 seg_close(s);
                 l->nsegs--;
-                s = seg_open(dir, bases[i], true, &cut);
+                s = seg_open_checked(dir, bases[i], true, !settings->compact, &cut);
                 if (!s || add_seg(l, s) < 0) {
                     seg_close(s);
                     xfree(bases);
@@ -181,6 +209,7 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     }
     l->log_start_offset = l->segs[0]->base_offset;
     l->next_offset = l->segs[l->nsegs - 1]->next_offset;
+    l->recovery_point = recovery_point < l->next_offset ? recovery_point : l->next_offset;
     char path[4200];
     snprintf(path, sizeof path, "%s/log-start-offset", dir);
     FILE *f = fopen(path, "r");
@@ -218,8 +247,11 @@ void plog_close(struct plog *l)
 {
     if (!l)
         return;
-    if (l->nsegs > 0 && l->settings)
+    if (l->nsegs > 0 && l->settings) {
         save_producers(l);
+        fdatasync(l->segs[l->nsegs - 1]->fd);
+        plog_save_recovery_point(l, l->next_offset);
+    }
     pstate_free(&l->producers);
     for (int i = 0; i < l->nsegs; i++) {
         struct segment *s = l->segs[i];
@@ -612,4 +644,36 @@ int plog_replace_segment(struct plog *l, int k, const char *path)
     l->segs[k] = s;
     seg_close(old);
     return 0;
+}
+
+int plog_save_recovery_point(struct plog *l, int64_t offset)
+{
+    if (offset < l->recovery_point)
+        return 0;
+    char path[4200], tmp[4300], buf[32];
+    snprintf(path, sizeof path, "%s/recovery-point", l->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    bool ok = write(fd, buf, (size_t)n) == n && fdatasync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) < 0)
+        return -1;
+    l->recovery_point = offset;
+    return 0;
+}
+
+int plog_take_unsynced_fds(struct plog *l, int *fds, int max)
+{
+    int n = 0;
+    for (int i = l->nsegs - 1; i >= 0 && n < max; i--) {
+        if (l->segs[i]->next_offset <= l->recovery_point && i < l->nsegs - 1)
+            break;
+        int fd = dup(l->segs[i]->fd);
+        if (fd >= 0)
+            fds[n++] = fd;
+    }
+    return n;
 }

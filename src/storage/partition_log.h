@@ -24,6 +24,9 @@ struct plog {
     const struct topic_settings *settings; /* borrows the topic's settings */
     struct pstate producers;    /* idempotent producers seen on this partition */
     int64_t cleaner_offset;     /* compaction: the first offset not yet cleaned */
+    int64_t recovery_point;     /* offsets below it are known to be fsynced */
+    int64_t checkpoint_target;  /* what the checkpoint flush under way covers */
+    uint64_t checkpoint_token;  /* which checkpoint flush that is (0: none) */
     bool cleaning;              /* a compaction job for it is under way */
 };
 
@@ -92,6 +95,13 @@ int plog_for_each_batch(const struct plog *l, int64_t from,
  * (written by the cleaner): index files first, then an atomic rename, then
  * the new indexes.  Returns 0 or -1 (the old segment stays). */
 int plog_replace_segment(struct plog *l, int k, const char *path);
+
+/* Records that offsets below `offset` are fsynced, in <dir>/recovery-point
+ * (written atomically).  Returns 0 or -1. */
+int plog_save_recovery_point(struct plog *l, int64_t offset);
+/* The fds (dup()ed, at most max) of segments with data past the recovery
+ * point, for a checkpoint flush. */
+int plog_take_unsynced_fds(struct plog *l, int *fds, int max);
 
 /* Total bytes of all segments. */
 int64_t plog_size(const struct plog *l);

@@ -187,7 +187,7 @@ static int load_indexes(struct segment *s)
 }
 
 /* Reads the whole log, checking each batch, and cuts a bad tail. */
-static int scan(struct segment *s, int64_t *truncated)
+static int scan(struct segment *s, bool contiguous, int64_t *truncated)
 {
     uint8_t *buf = xmalloc(SCAN_BUF);
     if (!buf)
@@ -219,7 +219,7 @@ static int scan(struct segment *s, int64_t *truncated)
             why = "torn batch";
             break;
         }
-        if (bi.base_offset < next || bi.last_offset_delta < 0) {
+        if (bi.base_offset < next || bi.last_offset_delta < 0 || (contiguous && bi.base_offset != next)) {
             why = "offsets not increasing";
             break;
         }
@@ -263,6 +263,12 @@ static int scan(struct segment *s, int64_t *truncated)
 
 struct segment *seg_open(const char *dir, int64_t base_offset, bool want_scan, int64_t *truncated)
 {
+    return seg_open_checked(dir, base_offset, want_scan, false, truncated);
+}
+
+struct segment *seg_open_checked(const char *dir, int64_t base_offset, bool want_scan, bool contiguous,
+                                 int64_t *truncated)
+{
     *truncated = 0;
     struct segment *s = seg_alloc(dir, base_offset);
     if (!s)
@@ -283,7 +289,7 @@ struct segment *seg_open(const char *dir, int64_t base_offset, bool want_scan, i
         s->next_offset = -1; /* the caller knows it from the next segment */
         return s;
     }
-    if (scan(s, truncated) < 0) {
+    if (scan(s, contiguous, truncated) < 0) {
         seg_close(s);
         return NULL;
     }

@@ -50,6 +50,12 @@ struct segment *seg_create(const char *dir, int64_t base_offset);
  * CRC-32C, increasing offsets) and cut after the last whole valid batch;
  * the indexes are rebuilt.  *truncated is set to the bytes cut. */
 struct segment *seg_open(const char *dir, int64_t base_offset, bool scan, int64_t *truncated);
+/* The same; with `contiguous`, a scan also requires every batch to start
+ * exactly where the previous one ended (true of every log that is not
+ * compacted), so that damage to a base offset, which the CRC does not
+ * cover, is caught. */
+struct segment *seg_open_checked(const char *dir, int64_t base_offset, bool scan, bool contiguous,
+                                 int64_t *truncated);
 void seg_close(struct segment *s);
 /* Closes and removes the files. */
 void seg_delete(struct segment *s);
