@@ -41,6 +41,7 @@ run_suite() {
 
 run_suite unit "${SHOPSTREAM_UNIT_TESTS:-./bin/unit_tests}"
 run_suite wire /usr/bin/python3 tests/wire/run_wire.py
+run_suite connections /usr/bin/python3 tests/wire/test_connections.py
 run_suite clients ./tests/clients/run.sh
 
 echo
