@@ -88,8 +88,9 @@ bench: bin/shopstream bin/kbench bin/mockbroker
 	./bench/broker_vs_mock.sh
 
 # libFuzzer harnesses: each tests/fuzz/fuzz_*.c is linked with the library,
-# built with clang under ASan and UBSan, and run for FUZZ_SECONDS with its
-# corpus in tests/fuzz/corpus/<name> (crashes are saved as crash-* files).
+# built with clang under ASan and UBSan, and run for FUZZ_SECONDS; its corpus
+# grows in build/fuzz/corpus/<name>, seeded from tests/fuzz/seeds/<name>;
+# a crash is saved as tests/fuzz/crash-* (keep it as a regression test).
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -101,9 +102,10 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
-	    n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	    n=$$(basename $$f); c=build/fuzz/corpus/$$n; mkdir -p $$c; \
+	    [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* $$c/ 2>/dev/null; \
 	    echo "== $$n for $(FUZZ_SECONDS) s"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ tests/fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ $$c 2>&1 | tail -n 2 || exit 1; \
 	done
 
 demo: all
