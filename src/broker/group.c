@@ -123,7 +123,7 @@ static void group_free(struct group *g)
     }
     xfree(g->offsets);
     for (int i = 0; i < g->npending; i++)
-        xfree(g->pending[i]);
+        xfree(g->pending[i].id);
     xfree(g->pending);
     xfree(g->id);
     xfree(g->protocol_type);
@@ -148,6 +148,27 @@ static struct group_member *find_static(struct group *g, kstr instance)
         if (g->members[i]->instance_id && keq(instance, g->members[i]->instance_id))
             return g->members[i];
     return NULL;
+}
+
+/* The member a request names: with a group instance id, the static member
+ * of that id, which must carry this member id (else FENCED_INSTANCE_ID);
+ * without one, the member of that id (else UNKNOWN_MEMBER_ID). */
+static struct group_member *member_for(struct group *g, kstr member_id, kstr instance_id, int *err)
+{
+    struct group_member *m;
+    *err = 0;
+    if (g && instance_id.len >= 0) {
+        m = find_static(g, instance_id);
+        if (m && !keq(member_id, m->id)) {
+            *err = KERR_FENCED_INSTANCE_ID;
+            return NULL;
+        }
+    } else {
+        m = g ? find_member(g, member_id) : NULL;
+    }
+    if (!m)
+        *err = KERR_UNKNOWN_MEMBER_ID;
+    return m;
 }
 
 static void set_str(char **dst, const char *src)
@@ -479,8 +500,8 @@ static char *new_member_id(kstr client_id)
 static bool take_pending(struct group *g, kstr id)
 {
     for (int i = 0; i < g->npending; i++)
-        if (keq(id, g->pending[i])) {
-            xfree(g->pending[i]);
+        if (keq(id, g->pending[i].id)) {
+            xfree(g->pending[i].id);
             g->pending[i] = g->pending[--g->npending];
             return true;
         }
@@ -542,13 +563,13 @@ int group_join(struct broker *b, struct request *r, const struct JoinGroupReques
     } else if (v >= 4) {
         /* KIP-394: hand out an id, and expect the member to join with it */
         char *nid = new_member_id(r->client_id);
-        char **np = nid ? xrealloc(g->pending, (size_t)(g->npending + 1) * sizeof *np) : NULL;
+        struct group_pending *np = nid ? xrealloc(g->pending, (size_t)(g->npending + 1) * sizeof *np) : NULL;
         if (!np) {
             xfree(nid);
             return API_CLOSE;
         }
         g->pending = np;
-        g->pending[g->npending++] = nid;
+        g->pending[g->npending++] = (struct group_pending){nid, clock_mono_ms() + req->SessionTimeoutMs};
         return join_error(r, KERR_MEMBER_ID_REQUIRED, kstr_c(nid));
     }
 
@@ -624,14 +645,13 @@ int group_sync(struct broker *b, struct request *r, const struct SyncGroupReques
     struct SyncGroupResponse resp;
     SyncGroupResponse_init(&resp);
     struct group *g = coord_find(b, req->GroupId);
-    struct group_member *m = g ? find_member(g, req->MemberId) : NULL;
+    int merr;
+    struct group_member *m = member_for(g, req->MemberId, req->GroupInstanceId, &merr);
     int16_t err = 0;
     if (req->GroupId.len <= 0)
         err = KERR_INVALID_GROUP_ID;
     else if (!m)
-        err = KERR_UNKNOWN_MEMBER_ID;
-    else if (req->GroupInstanceId.len >= 0 && (!m->instance_id || !keq(req->GroupInstanceId, m->instance_id)))
-        err = KERR_FENCED_INSTANCE_ID;
+        err = (int16_t)merr;
     else if (req->GenerationId != g->generation)
         err = KERR_ILLEGAL_GENERATION;
     else if ((req->ProtocolType.len >= 0 && !keq(req->ProtocolType, g->protocol_type)) ||
@@ -688,11 +708,10 @@ int group_heartbeat(struct broker *b, const struct HeartbeatRequest *req)
     struct group *g = coord_find(b, req->GroupId);
     if (req->GroupId.len <= 0)
         return KERR_INVALID_GROUP_ID;
-    struct group_member *m = g ? find_member(g, req->MemberId) : NULL;
+    int merr;
+    struct group_member *m = member_for(g, req->MemberId, req->GroupInstanceId, &merr);
     if (!m)
-        return KERR_UNKNOWN_MEMBER_ID;
-    if (req->GroupInstanceId.len >= 0 && (!m->instance_id || !keq(req->GroupInstanceId, m->instance_id)))
-        return KERR_FENCED_INSTANCE_ID;
+        return merr;
     m->last_seen_ms = clock_mono_ms();
     if (g->state == GROUP_PREPARING_REBALANCE)
         return KERR_REBALANCE_IN_PROGRESS;
@@ -776,11 +795,10 @@ int group_check_commit(struct broker *b, kstr id, int32_t generation, kstr membe
         *out = g;
         return 0;
     }
-    struct group_member *m = g ? find_member(g, member_id) : NULL;
+    int merr;
+    struct group_member *m = member_for(g, member_id, instance_id, &merr);
     if (!m)
-        return KERR_UNKNOWN_MEMBER_ID;
-    if (instance_id.len >= 0 && (!m->instance_id || !keq(instance_id, m->instance_id)))
-        return KERR_FENCED_INSTANCE_ID;
+        return merr;
     if (generation != g->generation)
         return KERR_ILLEGAL_GENERATION;
     /* members of the current generation may commit while a rebalance is
@@ -879,6 +897,11 @@ void coord_tick(struct broker *b)
     for (int gi = 0; gi < c->ngroups; gi++) {
         struct group *g = c->groups[gi];
         bool removed = false;
+        for (int i = g->npending - 1; i >= 0; i--)
+            if (now > g->pending[i].expires_ms) {
+                xfree(g->pending[i].id);
+                g->pending[i] = g->pending[--g->npending];
+            }
         for (int i = g->nmembers - 1; i >= 0; i--) {
             struct group_member *m = g->members[i];
             /* a member waiting in JoinGroup is bounded by the rebalance timeout instead */

@@ -61,6 +61,13 @@ struct group_offset {
     int64_t commit_ms; /* wall time */
 };
 
+/* A member id handed out with MEMBER_ID_REQUIRED, good until it is used in
+ * a JoinGroup or its session timeout passes. */
+struct group_pending {
+    char *id;           /* owned */
+    int64_t expires_ms; /* monotonic */
+};
+
 struct group {
     char *id;                  /* owned */
     enum group_state state;
@@ -72,7 +79,7 @@ struct group {
     int nmembers, capmembers;
     struct group_offset *offsets;  /* owned */
     int noffsets, capoffsets;
-    char **pending;            /* member ids handed out with MEMBER_ID_REQUIRED */
+    struct group_pending *pending; /* member ids handed out with MEMBER_ID_REQUIRED */
     int npending;
     int64_t rebalance_timer;   /* loop timer id, 0 if none */
     int64_t rebalance_deadline_ms;

@@ -34,7 +34,7 @@ int handle_delete_records(struct broker *b, struct request *r)
             }
             int64_t off = qp->Offset == -1 ? p->log->next_offset : qp->Offset;
             rp->ErrorCode = (int16_t)plog_delete_records(p->log, off);
-            rp->LowWatermark = p->log->log_start_offset;
+            rp->LowWatermark = rp->ErrorCode ? -1 : p->log->log_start_offset;
         }
     }
     DeleteRecordsResponse_encode(&r->out, v, &resp);

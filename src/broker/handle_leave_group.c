@@ -12,12 +12,13 @@ int handle_leave_group(struct broker *b, struct request *r)
     struct LeaveGroupResponse resp;
     LeaveGroupResponse_init(&resp);
     struct group *g = coord_find(b, req.GroupId);
-    if (v < 3) {
+    if (req.GroupId.len <= 0) {
+        resp.ErrorCode = KERR_INVALID_GROUP_ID;
+    } else if (v < 3) {
         resp.ErrorCode = g ? (int16_t)group_leave_member(b, g, req.MemberId, (kstr){NULL, -1})
                            : KERR_UNKNOWN_MEMBER_ID;
-    } else if (!g) {
-        resp.ErrorCode = KERR_UNKNOWN_MEMBER_ID;
     } else {
+        /* v3+: the outcome is per member; an unknown group knows none of them */
         if (HANDLER_ITEMS(r, resp.Members, req.Members.count, LeaveGroupResponse_MemberResponse_init) < 0)
             return API_CLOSE;
         for (int32_t i = 0; i < req.Members.count; i++) {
@@ -25,7 +26,8 @@ int handle_leave_group(struct broker *b, struct request *r)
             struct LeaveGroupResponse_MemberResponse *mr = &resp.Members.items[i];
             mr->MemberId = mi->MemberId;
             mr->GroupInstanceId = mi->GroupInstanceId;
-            mr->ErrorCode = (int16_t)group_leave_member(b, g, mi->MemberId, mi->GroupInstanceId);
+            mr->ErrorCode = g ? (int16_t)group_leave_member(b, g, mi->MemberId, mi->GroupInstanceId)
+                              : KERR_UNKNOWN_MEMBER_ID;
         }
     }
     LeaveGroupResponse_encode(&r->out, v, &resp);
