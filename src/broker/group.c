@@ -713,10 +713,10 @@ int group_heartbeat(struct broker *b, const struct HeartbeatRequest *req)
     if (!m)
         return merr;
     m->last_seen_ms = clock_mono_ms();
-    if (g->state == GROUP_PREPARING_REBALANCE)
-        return KERR_REBALANCE_IN_PROGRESS;
     if (req->GenerationId != g->generation)
         return KERR_ILLEGAL_GENERATION;
+    if (g->state == GROUP_PREPARING_REBALANCE)
+        return KERR_REBALANCE_IN_PROGRESS;
     return 0;
 }
 

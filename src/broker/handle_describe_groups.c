@@ -30,10 +30,10 @@ int handle_describe_groups(struct broker *b, struct request *r)
         }
         dg->GroupState = kstr_c(group_state_name(g->state));
         dg->ProtocolType = kstr_c(g->protocol_type ? g->protocol_type : "");
-        /* the protocol is only meaningful once a generation is complete */
-        dg->ProtocolData = kstr_c(g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE
-                                      ? (g->protocol ? g->protocol : "")
-                                      : "");
+        /* as Kafka: the protocol, member metadata and assignments are shown
+         * only once the group is Stable */
+        bool stable = g->state == GROUP_STABLE;
+        dg->ProtocolData = kstr_c(stable && g->protocol ? g->protocol : "");
         if (HANDLER_ITEMS(r, dg->Members, g->nmembers, DescribeGroupsResponse_DescribedGroupMember_init) < 0)
             return API_CLOSE;
         for (int k = 0; k < g->nmembers; k++) {
@@ -44,6 +44,9 @@ int handle_describe_groups(struct broker *b, struct request *r)
             dm->ClientId = kstr_c(m->client_id ? m->client_id : "");
             dm->ClientHost = kstr_c(m->client_host ? m->client_host : "");
             dm->MemberMetadata = (kbytes){NULL, 0};
+            dm->MemberAssignment = (kbytes){NULL, 0};
+            if (!stable)
+                continue;
             for (int p = 0; p < m->nprotocols; p++)
                 if (g->protocol && strcmp(m->protocols[p].name, g->protocol) == 0)
                     dm->MemberMetadata = (kbytes){m->protocols[p].metadata, m->protocols[p].len};

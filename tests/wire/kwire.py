@@ -884,3 +884,315 @@ def decode_describe_configs(r, v):
     out["results"] = r.array(result)
     r.done()
     return out
+
+# ---------------------------------------------------------------- group coordinator APIs
+# FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+# OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, and the
+# config/records admin APIs AlterConfigs, IncrementalAlterConfigs and
+# DeleteRecords.  Field layouts follow the JSON specs in
+# /work/shared/kafka-protocol/message/.
+
+API_OFFSET_COMMIT, API_OFFSET_FETCH, API_FIND_COORDINATOR = 8, 9, 10
+API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP = 11, 12, 13, 14
+API_DESCRIBE_GROUPS, API_LIST_GROUPS, API_DELETE_RECORDS = 15, 16, 21
+API_ALTER_CONFIGS, API_DELETE_GROUPS, API_INCREMENTAL_ALTER_CONFIGS, API_OFFSET_DELETE = 33, 42, 44, 47
+
+FLEXIBLE_FROM.update({8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 21: 2, 33: 2, 42: 2, 44: 1})
+
+
+def consumer_subscription(topics, userdata=None, version=0):
+    """ConsumerProtocolSubscription v0: int16 version, [string] topics,
+    nullable bytes user data (v1+ would add owned partitions)."""
+    return i16(version) + array(topics, string) + kbytes(userdata)
+
+
+def consumer_assignment(partitions, userdata=None, version=0):
+    """ConsumerProtocolAssignment v0; partitions = [(topic, [partition])]."""
+    return i16(version) + array(partitions, lambda tp: string(tp[0]) + array(tp[1], i32)) + kbytes(userdata)
+
+
+def find_coordinator_body(v, key, key_type=0):
+    body = string(key)
+    if v >= 1:
+        body += i8(key_type)
+    return body
+
+
+def decode_find_coordinator(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    if v >= 1:
+        out["message"] = r.string()
+    out["node_id"] = r.i32()
+    out["host"] = r.string()
+    out["port"] = r.i32()
+    r.done()
+    return out
+
+
+def join_group_body(v, group, member_id="", protocols=(), session_ms=30000, rebalance_ms=10000,
+                    protocol_type="consumer", instance_id=None):
+    """protocols = [(name, metadata bytes)]"""
+    body = string(group) + i32(session_ms)
+    if v >= 1:
+        body += i32(rebalance_ms)
+    body += string(member_id)
+    if v >= 5:
+        body += string(instance_id)
+    body += string(protocol_type)
+    body += array(list(protocols), lambda p: string(p[0]) + kbytes(p[1]))
+    return body
+
+
+def decode_join_group(r, v):
+    out = {}
+    if v >= 2:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    out["generation"] = r.i32()
+    out["protocol"] = r.string()
+    out["leader"] = r.string()
+    out["member_id"] = r.string()
+
+    def member(r):
+        m = {"member_id": r.string()}
+        if v >= 5:
+            m["instance_id"] = r.string()
+        m["metadata"] = r.kbytes()
+        return m
+    out["members"] = r.array(member)
+    r.done()
+    return out
+
+
+def sync_group_body(v, group, generation, member_id, assignments=(), instance_id=None):
+    """assignments = [(member_id, assignment bytes)]"""
+    body = string(group) + i32(generation) + string(member_id)
+    if v >= 3:
+        body += string(instance_id)
+    return body + array(list(assignments), lambda a: string(a[0]) + kbytes(a[1]))
+
+
+def decode_sync_group(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    out["assignment"] = r.kbytes()
+    r.done()
+    return out
+
+
+def heartbeat_body(v, group, generation, member_id, instance_id=None):
+    body = string(group) + i32(generation) + string(member_id)
+    if v >= 3:
+        body += string(instance_id)
+    return body
+
+
+def decode_heartbeat(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    r.done()
+    return out
+
+
+def leave_group_body(v, group, member_id="", members=()):
+    """v0-2: one member_id; v3: members = [(member_id, instance_id)]"""
+    if v >= 3:
+        return string(group) + array(list(members), lambda m: string(m[0]) + string(m[1]))
+    return string(group) + string(member_id)
+
+
+def decode_leave_group(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    if v >= 3:
+        out["members"] = r.array(lambda r: {"member_id": r.string(), "instance_id": r.string(), "error": r.i16()})
+    r.done()
+    return out
+
+
+def offset_commit_body(v, group, topics, generation=-1, member_id="", instance_id=None, retention_ms=-1,
+                       commit_ts=-1):
+    """topics = [(name, [(partition, offset, metadata[, leader_epoch])])]"""
+    body = string(group)
+    if v >= 1:
+        body += i32(generation) + string(member_id)
+    if v >= 7:
+        body += string(instance_id)
+    if 2 <= v <= 4:
+        body += i64(retention_ms)
+
+    def part(p):
+        b = i32(p[0]) + i64(p[1])
+        if v >= 6:
+            b += i32(p[3] if len(p) > 3 else -1)
+        if v == 1:
+            b += i64(commit_ts)
+        return b + string(p[2])
+    return body + array(list(topics), lambda t: string(t[0]) + array(list(t[1]), part))
+
+
+def decode_offset_commit(r, v):
+    out = {}
+    if v >= 3:
+        out["throttle"] = r.i32()
+    out["topics"] = r.array(lambda r: {"name": r.string(), "partitions": r.array(
+        lambda r: {"index": r.i32(), "error": r.i16()})})
+    r.done()
+    return out
+
+
+def offset_fetch_body(v, group, topics):
+    """topics = [(name, [partition])] or None (all, v2+)"""
+    return string(group) + array(None if topics is None else list(topics),
+                                 lambda t: string(t[0]) + array(list(t[1]), i32))
+
+
+def decode_offset_fetch(r, v):
+    out = {}
+    if v >= 3:
+        out["throttle"] = r.i32()
+
+    def part(r):
+        p = {"index": r.i32(), "offset": r.i64()}
+        if v >= 5:
+            p["leader_epoch"] = r.i32()
+        p["metadata"] = r.string()
+        p["error"] = r.i16()
+        return p
+    out["topics"] = r.array(lambda r: {"name": r.string(), "partitions": r.array(part)})
+    if v >= 2:
+        out["error"] = r.i16()
+    r.done()
+    return out
+
+
+def describe_groups_body(v, groups, include_ops=False):
+    body = array(list(groups), string)
+    if v >= 3:
+        body += boolean(include_ops)
+    return body
+
+
+def decode_describe_groups(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+
+    def member(r):
+        m = {"member_id": r.string()}
+        if v >= 4:
+            m["instance_id"] = r.string()
+        m["client_id"] = r.string()
+        m["client_host"] = r.string()
+        m["metadata"] = r.kbytes()
+        m["assignment"] = r.kbytes()
+        return m
+
+    def group(r):
+        g = {"error": r.i16(), "group_id": r.string(), "state": r.string(), "protocol_type": r.string(),
+             "protocol": r.string(), "members": r.array(member)}
+        if v >= 3:
+            g["authorized_operations"] = r.i32()
+        return g
+    out["groups"] = r.array(group)
+    r.done()
+    return out
+
+
+def decode_list_groups(r, v):
+    out = {}
+    if v >= 1:
+        out["throttle"] = r.i32()
+    out["error"] = r.i16()
+    out["groups"] = r.array(lambda r: {"group_id": r.string(), "protocol_type": r.string()})
+    r.done()
+    return out
+
+
+def delete_groups_body(v, groups):
+    return array(list(groups), string)
+
+
+def decode_delete_groups(r, v):
+    out = {"throttle": r.i32(), "results": r.array(lambda r: {"group_id": r.string(), "error": r.i16()})}
+    r.done()
+    return out
+
+
+def offset_delete_body(v, group, topics):
+    """topics = [(name, [partition])]"""
+    return string(group) + array(list(topics), lambda t: string(t[0]) + array(list(t[1]), i32))
+
+
+def decode_offset_delete(r, v):
+    out = {"error": r.i16(), "throttle": r.i32()}
+    out["topics"] = r.array(lambda r: {"name": r.string(), "partitions": r.array(
+        lambda r: {"index": r.i32(), "error": r.i16()})})
+    r.done()
+    return out
+
+# ---------------------------------------------------------------- config and records admin
+
+RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def alter_configs_body(v, resources, validate_only=False):
+    """resources = [(type, name, [(config name, value or None)])]"""
+    return array(list(resources), lambda res: i8(res[0]) + string(res[1]) + array(
+        list(res[2]), lambda c: string(c[0]) + string(c[1]))) + boolean(validate_only)
+
+
+def decode_alter_configs(r, v):
+    out = {"throttle": r.i32(), "responses": r.array(
+        lambda r: {"error": r.i16(), "message": r.string(), "type": r.i8(), "name": r.string()})}
+    r.done()
+    return out
+
+
+def incremental_alter_configs_body(v, resources, validate_only=False):
+    """resources = [(type, name, [(config name, op, value or None)])]; v1 is flexible."""
+    if v >= 1:
+        def cfg(c):
+            return compact_string(c[0]) + i8(c[1]) + compact_string(c[2]) + tags()
+        return compact_array(list(resources), lambda res: i8(res[0]) + compact_string(res[1]) + compact_array(
+            list(res[2]), cfg) + tags()) + boolean(validate_only) + tags()
+    return array(list(resources), lambda res: i8(res[0]) + string(res[1]) + array(
+        list(res[2]), lambda c: string(c[0]) + i8(c[1]) + string(c[2]))) + boolean(validate_only)
+
+
+def decode_incremental_alter_configs(r, v):
+    if v >= 1:
+        def res(r):
+            x = {"error": r.i16(), "message": r.compact_string(), "type": r.i8(), "name": r.compact_string()}
+            x["tags"] = r.tags()
+            return x
+        out = {"throttle": r.i32(), "responses": r.compact_array(res)}
+        out["tags"] = r.tags()
+    else:
+        out = {"throttle": r.i32(), "responses": r.array(
+            lambda r: {"error": r.i16(), "message": r.string(), "type": r.i8(), "name": r.string()})}
+    r.done()
+    return out
+
+
+def delete_records_body(v, topics, timeout_ms=5000):
+    """topics = [(name, [(partition, offset)])]"""
+    return array(list(topics), lambda t: string(t[0]) + array(
+        list(t[1]), lambda p: i32(p[0]) + i64(p[1]))) + i32(timeout_ms)
+
+
+def decode_delete_records(r, v):
+    out = {"throttle": r.i32(), "topics": r.array(lambda r: {"name": r.string(), "partitions": r.array(
+        lambda r: {"index": r.i32(), "low_watermark": r.i64(), "error": r.i16()})})}
+    r.done()
+    return out
