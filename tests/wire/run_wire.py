@@ -42,6 +42,7 @@ MESSAGE_TOO_LARGE, INVALID_TOPIC_EXCEPTION, INVALID_REQUIRED_ACKS = 10, 17, 21
 UNSUPPORTED_VERSION, TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS = 35, 36, 37
 INVALID_REPLICATION_FACTOR, INVALID_CONFIG, INVALID_REQUEST = 38, 40, 42
 INVALID_TXN_STATE, UNSUPPORTED_COMPRESSION_TYPE, INVALID_RECORD = 48, 76, 87
+OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH = 45, 47
 OFFSET_METADATA_TOO_LARGE, COORDINATOR_NOT_AVAILABLE = 12, 15
 ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID, UNKNOWN_MEMBER_ID = 22, 23, 24, 25
 INVALID_SESSION_TIMEOUT, REBALANCE_IN_PROGRESS, NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 26, 27, 68, 69
@@ -3297,6 +3298,64 @@ def run_group(group, tests):
         broker.stop()
     return results
 
+
+
+# ---- idempotent producers (RELIABILITY.md rows 27-28) ----------------------
+
+API_INIT_PRODUCER_ID = 22
+
+
+def init_producer_id(c, v=1, transactional_id=None):
+    body = string(transactional_id) + i32(60000)
+    r = c.roundtrip(API_INIT_PRODUCER_ID, v, body)
+    out = {"throttle": r.i32(), "error": r.i16(), "producer_id": r.i64(), "epoch": r.i16()}
+    check(r.pos == len(r.data), "InitProducerId v%d response has %d trailing bytes" % (v, len(r.data) - r.pos))
+    return out
+
+
+@test()
+def idempotent_producer_sequences(b):
+    create_topic(b, "idem", 1)
+    with b.conn() as c:
+        a = init_producer_id(c)
+        a2 = init_producer_id(c)
+        eq(a["error"], 0, "InitProducerId error")
+        eq(a["epoch"], 0, "InitProducerId epoch")
+        check(a["producer_id"] >= 0 and a2["producer_id"] != a["producer_id"],
+              "two InitProducerId calls gave ids %d and %d" % (a["producer_id"], a2["producer_id"]))
+        tx = init_producer_id(c, transactional_id="tx-1")
+        eq(tx["error"], 53, "InitProducerId with a transactional id (no transactions offered)")
+        pid = a["producer_id"]
+
+        def batch(seq, n=3, epoch=0, attributes=0, producer=pid):
+            return record_batch(recs(n, "s%d-" % seq), producer_id=producer, producer_epoch=epoch,
+                                base_sequence=seq, attributes=attributes)
+
+        eq(produce(c, "idem", 0, batch(0))["base_offset"], 0, "first batch (seq 0-2)")
+        first = batch(0)
+        p = produce(c, "idem", 0, first)
+        eq((p["error"], p["base_offset"]), (0, 0), "a retried batch gets its first offsets")
+        eq(log_end(c, "idem"), 3, "log end after the retry (not written twice)")
+        eq(produce(c, "idem", 0, batch(3))["base_offset"], 3, "next batch (seq 3-5)")
+        p = produce(c, "idem", 0, batch(10))
+        eq((p["error"], p["base_offset"]), (OUT_OF_ORDER_SEQUENCE_NUMBER, -1), "a sequence gap")
+        p = produce(c, "idem", 0, batch(7, producer=a2["producer_id"]))
+        eq(p["error"], OUT_OF_ORDER_SEQUENCE_NUMBER, "an unknown producer starting at sequence 7")
+        eq(produce(c, "idem", 0, batch(0, epoch=1))["error"], 0, "a new epoch starts at sequence 0")
+        p = produce(c, "idem", 0, batch(6, epoch=0))
+        eq(p["error"], INVALID_PRODUCER_EPOCH, "a stale epoch")
+        p = produce(c, "idem", 0, batch(3, epoch=1, attributes=0x10))
+        eq(p["error"], INVALID_TXN_STATE, "a transactional batch outside a transaction")
+        eq(log_end(c, "idem"), 9, "log end after the refusals")
+    # producer state survives a clean restart and a kill -9
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        b.restart(sig)
+        with b.conn() as c:
+            p = produce(c, "idem", 0, record_batch(recs(3, "s0-"), producer_id=pid, producer_epoch=1,
+                                                   base_sequence=0))
+            eq((p["error"], p["base_offset"]), (0, 6),
+               "after a restart (signal %d) a retried batch still gets its first offsets" % sig)
+            eq(log_end(c, "idem"), 9, "log end after the retry across a restart")
 
 def main(argv):
     global VERBOSE
