@@ -767,6 +767,72 @@ int group_delete(struct broker *b, kstr id)
     return KERR_GROUP_ID_NOT_FOUND;
 }
 
+void group_restore(struct group *g, int32_t generation, kstr protocol_type, kstr protocol, kstr leader,
+                   const struct group_restored_member *members, int n)
+{
+    for (int i = 0; i < g->nmembers; i++)
+        member_free(g->members[i]);
+    g->nmembers = 0;
+    g->generation = generation;
+    xfree(g->protocol_type);
+    g->protocol_type = protocol_type.len > 0 ? kdup(protocol_type) : NULL;
+    xfree(g->protocol);
+    g->protocol = protocol.len >= 0 ? kdup(protocol) : NULL;
+    xfree(g->leader);
+    g->leader = leader.len >= 0 ? kdup(leader) : NULL;
+    g->state = GROUP_EMPTY;
+    bool stable = n > 0 && g->protocol && g->leader;
+    for (int i = 0; i < n && stable; i++)
+        stable = members[i].assignment.len > 0;
+    if (!stable)
+        return;
+    g->members = xrealloc(g->members, (size_t)n * sizeof *g->members);
+    if (!g->members) {
+        g->capmembers = 0;
+        return;
+    }
+    g->capmembers = n;
+    int64_t now = clock_mono_ms();
+    for (int i = 0; i < n; i++) {
+        const struct group_restored_member *r = &members[i];
+        struct group_member *m = xcalloc(1, sizeof *m);
+        if (!m)
+            break;
+        m->id = kdup(r->id);
+        m->instance_id = kdup(r->instance_id);
+        m->client_id = kdup(r->client_id);
+        m->client_host = kdup(r->client_host);
+        m->rebalance_timeout_ms = r->rebalance_timeout_ms;
+        m->session_timeout_ms = r->session_timeout_ms;
+        m->protocols = xcalloc(1, sizeof *m->protocols);
+        m->assignment = xmalloc((size_t)r->assignment.len + 1);
+        if (!m->id || !m->protocols || !m->assignment) {
+            member_free(m);
+            break;
+        }
+        m->nprotocols = 1;
+        m->protocols[0].name = xstrdup(g->protocol);
+        m->protocols[0].len = r->subscription.len > 0 ? r->subscription.len : 0;
+        m->protocols[0].metadata = xmalloc((size_t)m->protocols[0].len + 1);
+        if (!m->protocols[0].name || !m->protocols[0].metadata) {
+            member_free(m);
+            break;
+        }
+        if (m->protocols[0].len)
+            memcpy(m->protocols[0].metadata, r->subscription.ptr, (size_t)m->protocols[0].len);
+        memcpy(m->assignment, r->assignment.ptr, (size_t)r->assignment.len);
+        m->assignment_len = r->assignment.len;
+        m->last_seen_ms = now;
+        g->members[g->nmembers++] = m;
+    }
+    g->state = g->nmembers == n ? GROUP_STABLE : GROUP_EMPTY;
+    if (g->state == GROUP_EMPTY) {
+        for (int i = 0; i < g->nmembers; i++)
+            member_free(g->members[i]);
+        g->nmembers = 0;
+    }
+}
+
 void group_forget(struct broker *b, kstr id)
 {
     struct coordinator *c = b->coord;

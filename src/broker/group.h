@@ -112,6 +112,20 @@ int group_sync(struct broker *b, struct request *r, const struct SyncGroupReques
 int group_heartbeat(struct broker *b, const struct HeartbeatRequest *req);
 int group_leave_member(struct broker *b, struct group *g, kstr member_id, kstr instance_id);
 int group_delete(struct broker *b, kstr id);
+/* One member as a group metadata record stores it. */
+struct group_restored_member {
+    kstr id, instance_id, client_id, client_host;
+    int32_t rebalance_timeout_ms, session_timeout_ms;
+    kbytes subscription, assignment;
+};
+
+/* Start-up replay: sets the group as its last metadata record left it.
+ * Members come back only from a Stable generation (every member has an
+ * assignment); they then have one session timeout to heartbeat, as after a
+ * restart of Kafka.  Otherwise the group is Empty at that generation. */
+void group_restore(struct group *g, int32_t generation, kstr protocol_type, kstr protocol, kstr leader,
+                   const struct group_restored_member *members, int n);
+
 /* Drops a group from memory only (replay of a deleted group). */
 void group_forget(struct broker *b, kstr id);
 

@@ -257,17 +257,33 @@ static void replay_record(struct broker *b, const struct records_record_view *rv
         }
         struct kread v;
         kread_init(&v, rv->value, (size_t)rv->value_len);
-        kr_int16(&v);
+        int16_t vv = kr_int16(&v);
         kstr ptype = kr_str(&v, false, true);
         int32_t gen = kr_int32(&v);
+        kstr protocol = kr_str(&v, false, true);
+        kstr leader = kr_str(&v, false, true);
+        if (vv >= 2)
+            kr_int64(&v); /* state timestamp */
+        int32_t n = kr_array_len(&v, false, false, 20);
         if (v.err)
             return;
-        struct group *g = replay_group(b, group);
-        if (!g)
+        struct group_restored_member *ms = xcalloc((size_t)n + 1, sizeof *ms);
+        if (!ms)
             return;
-        g->generation = gen;
-        xfree(g->protocol_type);
-        g->protocol_type = ptype.len > 0 ? xstrndup(ptype.ptr, (size_t)ptype.len) : NULL;
+        for (int32_t i = 0; i < n && !v.err; i++) {
+            ms[i].id = kr_str(&v, false, false);
+            ms[i].instance_id = vv >= 3 ? kr_str(&v, false, true) : (kstr){NULL, -1};
+            ms[i].client_id = kr_str(&v, false, false);
+            ms[i].client_host = kr_str(&v, false, false);
+            ms[i].rebalance_timeout_ms = vv >= 1 ? kr_int32(&v) : 0;
+            ms[i].session_timeout_ms = kr_int32(&v);
+            ms[i].subscription = kr_bytes(&v, false, false);
+            ms[i].assignment = kr_bytes(&v, false, false);
+        }
+        struct group *g = v.err ? NULL : replay_group(b, group);
+        if (g)
+            group_restore(g, gen, ptype, protocol, leader, ms, n);
+        xfree(ms);
     }
 }
 
