@@ -8,7 +8,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -MMD -MP
 LDLIBS   := -lrdkafka -lz -lsnappy -llz4 -lzstd -lpthread -lm
 ifdef SANITIZE
 # GCC reports false array-bounds warnings on sanitized, inlined code
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -Wno-array-bounds -Wno-stringop-overflow
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-array-bounds -Wno-stringop-overflow
 LDFLAGS  += -fsanitize=$(SANITIZE)
 BUILD    := build/san
 BIN      := bin/san

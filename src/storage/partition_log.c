@@ -76,7 +76,8 @@ static int64_t find_end_offset(const struct segment *s, bool *whole)
             break;
         struct records_batch_info bi;
         records_parse_header(h, sizeof h, &bi);
-        if (bi.base_offset + bi.last_offset_delta + 1 <= off)
+        if (bi.base_offset < 0 || bi.last_offset_delta < 0 || bi.base_offset > INT64_MAX - INT32_MAX - 1 ||
+            bi.base_offset + bi.last_offset_delta + 1 <= off)
             break; /* offsets that do not increase: damaged */
         end = bi.base_offset + bi.last_offset_delta + 1;
         off = end;

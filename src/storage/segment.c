@@ -219,7 +219,8 @@ static int scan(struct segment *s, bool contiguous, int64_t *truncated)
             why = "torn batch";
             break;
         }
-        if (bi.base_offset < next || bi.last_offset_delta < 0 || (contiguous && bi.base_offset != next)) {
+        if (bi.base_offset < next || bi.last_offset_delta < 0 || bi.base_offset > INT64_MAX - INT32_MAX - 1 ||
+            (contiguous && bi.base_offset != next)) {
             why = "offsets not increasing";
             break;
         }
@@ -413,8 +414,12 @@ static int batch_at(const struct segment *s, int64_t pos, int64_t *base, int64_t
     /* a damaged length must not stall or reverse a walk over the file */
     if (blen < RECORDS_V2_OVERHEAD - 12 || pos + 12 + (int64_t)blen > s->size)
         return -1;
+    int32_t delta = (int32_t)be32(h + 23);
+    /* offsets from a damaged file must not overflow the arithmetic below */
+    if (*base < 0 || delta < 0 || *base > INT64_MAX - INT32_MAX - 1)
+        return -1;
     *size = blen + 12;
-    *last = *base + (int32_t)be32(h + 23);
+    *last = *base + delta;
     *max_ts = (int64_t)be64(h + 35);
     return 0;
 }

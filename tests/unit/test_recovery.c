@@ -216,3 +216,36 @@ TEST(recovery_survives_random_damage)
     for (int b = 0; b < NBATCHES; b++)
         xfree(batches[b].bytes);
 }
+
+/* Found by fuzz_segment: a .log whose first batch header carries a base
+ * offset near INT64_MIN made the offset arithmetic overflow (undefined
+ * behaviour).  The segment must open (as empty) without it. */
+TEST(recovery_fuzz_regression_offset_overflow)
+{
+    static const uint8_t log[] = {
+        0x80, 0x0, 0x0, 0x0, 0x0, 0x0, 0x31, 0x0, 0x80, 0x0, 0x0, 0x0, 0x36, 0x38, 0x0, 0x16, 0x0, 0x2, 0x88,
+        0x0, 0x62, 0x5b, 0xd0, 0xfd, 0xb8, 0x1b, 0xdf, 0xe5, 0x11, 0x39, 0x35, 0x16, 0x0, 0x2, 0x2, 0x88, 0x0,
+        0x62, 0x5b, 0xd0, 0xfd, 0xb8, 0x1b, 0x0, 0x0, 0x69, 0x72, 0x74, 0x79, 0x8, 0x33, 0x2b, 0x79, 0xd6, 0xff,
+        0xe9, 0xff, 0xfe, 0x3f, 0xd7, 0xff, 0x2, 0x92, 0x1, 0x92, 0x35, 0x1};
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/fz", test_tmpdir());
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/00000000000000000000.log", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(log, 1, sizeof log, f) == sizeof log);
+    fclose(f);
+    int64_t cut;
+    struct segment *s = seg_open_checked(dir, 0, false, true, &cut);
+    CHECK(s != NULL);
+    int64_t pos, base;
+    int32_t size;
+    CHECK_EQ(seg_find(s, 0, &pos, &size), -1);
+    CHECK_EQ(seg_find_time(s, 0, &pos, &base), -1);
+    seg_close(s);
+    struct topic_settings ts = settings();
+    ts.compact = true;
+    struct plog *l = plog_open(dir, &ts, false);
+    CHECK(l != NULL);
+    CHECK_EQ(l->next_offset, 0);
+    plog_close(l);
+}
