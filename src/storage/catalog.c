@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "protocol/kerr.h"
 
@@ -430,19 +431,9 @@ int64_t catalog_new_producer_id(struct catalog *c)
         c->producer_id_block_end = end;
     }
     if (c->next_producer_id >= c->producer_id_block_end) {
-        struct config m;
-        config_init(&m);
         char buf[32];
-        snprintf(buf, sizeof buf, "%lld", (long long)(c->producer_id_block_end + PRODUCER_ID_BLOCK));
-        /* a tiny properties-style file: one number */
-        char tmp[4300];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        bool ok = fd >= 0 && write(fd, buf, strlen(buf)) == (ssize_t)strlen(buf) && fsync(fd) == 0;
-        if (fd >= 0)
-            close(fd);
-        config_free(&m);
-        if (!ok || rename(tmp, path) < 0)
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)(c->producer_id_block_end + PRODUCER_ID_BLOCK));
+        if (file_replace(path, buf, (size_t)n) < 0)
             return -1;
         c->producer_id_block_end += PRODUCER_ID_BLOCK;
     }

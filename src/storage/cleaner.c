@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/file.h"
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/log.h"
@@ -235,7 +236,7 @@ static bool keep_record(const struct keymap *map, const struct records_batch_inf
     if (rv->value_len < 0) {
         int64_t ts = (bi->attributes & RECORDS_ATTR_LOG_APPEND_TIME) ? bi->max_timestamp
                                                                      : bi->base_timestamp + rv->timestamp_delta;
-        if (ts + delete_retention_ms < now_ms)
+        if (now_ms - ts > delete_retention_ms) /* no overflow for a huge retention */
             return false;
     }
     return true;
@@ -326,27 +327,6 @@ static int rewrite(const uint8_t *buf, size_t n, const struct keymap *map, int64
     return rc;
 }
 
-static int write_file(const char *path, const uint8_t *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, p + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    int rc = fdatasync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Cleaner thread (or the caller of cleaner_clean_now): does the job. */
 static int run_job(struct clean_job *j, int64_t *removed)
 {
@@ -385,7 +365,7 @@ static int run_job(struct clean_job *j, int64_t *removed)
             continue;
         char path[4300];
         snprintf(path, sizeof path, "%s.log.cleaned", s->path);
-        if (write_file(path, out.data, out.len) < 0) {
+        if (file_write_synced(path, out.data, out.len) < 0) {
             unlink(path);
             rc = -1;
             break;
@@ -488,11 +468,10 @@ void cleaner_free(struct cleaner *c)
 
 static int save_offset(const struct plog *l, int64_t offset)
 {
-    char path[4200], tmp[4300], buf[32];
+    char path[4200], buf[32];
     snprintf(path, sizeof path, "%s/cleaner-offset", l->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
-    return write_file(tmp, (const uint8_t *)buf, (size_t)n) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+    return file_replace(path, buf, (size_t)n);
 }
 
 /* The job for l's sealed segments, or NULL when there is nothing to do. */

@@ -82,11 +82,11 @@ static void *flush_main(void *arg)
 
         pthread_mutex_lock(&f->mu);
         f->syncs += syncs;
-        struct flush_job *last = batch;
-        while (last->next)
-            last = last->next;
-        last->next = f->finished;
-        f->finished = batch;
+        /* append, so that callbacks run in submission order */
+        struct flush_job **tail = &f->finished;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = batch;
         pthread_mutex_unlock(&f->mu);
         f->wake(f->wake_arg);
         pthread_mutex_lock(&f->mu);
@@ -161,14 +161,7 @@ void flusher_complete(struct flusher *f)
     struct flush_job *list = f->finished;
     f->finished = NULL;
     pthread_mutex_unlock(&f->mu);
-    /* the list is newest first; run callbacks oldest first */
-    struct flush_job *rev = NULL;
-    while (list) {
-        struct flush_job *n = list->next;
-        list->next = rev;
-        rev = list;
-        list = n;
-    }
+    struct flush_job *rev = list; /* oldest first */
     while (rev) {
         struct flush_job *n = rev->next;
         if (rev->err)

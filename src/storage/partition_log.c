@@ -13,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "protocol/kerr.h"
 #include "protocol/records.h"
@@ -149,11 +150,17 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
             recovery_point = v;
         fclose(rpf);
     }
+    /* Offsets are contiguous in a log that was never compacted, which
+     * catches damage to a base offset (outside the CRC); a compacted log,
+     * even one whose policy changed since, has gaps. */
+    char co_path[4200];
+    snprintf(co_path, sizeof co_path, "%s/cleaner-offset", dir);
+    bool contiguous = !settings->compact && access(co_path, F_OK) != 0;
     for (int i = 0; i < nb; i++) {
         bool last = i == nb - 1;
         int64_t cut = 0;
         bool check = !clean && (last || bases[i + 1] > recovery_point);
-        struct segment *s = seg_open_checked(dir, bases[i], check, !settings->compact, &cut);
+        struct segment *s = seg_open_checked(dir, bases[i], check, contiguous, &cut);
         if (!s || add_seg(l, s) < 0) {
             seg_close(s);
             xfree(bases);
@@ -183,7 +190,7 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
                          (long long)bases[i]);
                 seg_close(s);
                 l->nsegs--;
-                s = seg_open_checked(dir, bases[i], true, !settings->compact, &cut);
+                s = seg_open_checked(dir, bases[i], true, contiguous, &cut);
                 if (!s || add_seg(l, s) < 0) {
                     seg_close(s);
                     xfree(bases);
@@ -585,16 +592,10 @@ int plog_apply_retention(struct plog *l, int64_t now_ms)
  * small file beside the segments (Kafka keeps a checkpoint likewise). */
 static int save_log_start(const struct plog *l)
 {
-    char path[4200], tmp[4300], buf[32];
+    char path[4200], buf[32];
     snprintf(path, sizeof path, "%s/log-start-offset", l->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int n = snprintf(buf, sizeof buf, "%lld\n", (long long)l->log_start_offset);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    int ok = write(fd, buf, (size_t)n) == n && fdatasync(fd) == 0;
-    close(fd);
-    return ok && rename(tmp, path) == 0 ? 0 : -1;
+    return file_replace(path, buf, (size_t)n);
 }
 
 int plog_delete_records(struct plog *l, int64_t offset)
@@ -651,16 +652,10 @@ int plog_save_recovery_point(struct plog *l, int64_t offset)
 {
     if (offset < l->recovery_point)
         return 0;
-    char path[4200], tmp[4300], buf[32];
+    char path[4200], buf[32];
     snprintf(path, sizeof path, "%s/recovery-point", l->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    bool ok = write(fd, buf, (size_t)n) == n && fdatasync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) < 0)
+    if (file_replace(path, buf, (size_t)n) < 0)
         return -1;
     l->recovery_point = offset;
     return 0;

@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/crc32c.h"
+#include "common/file.h"
 #include "common/obuf.h"
 
 #define PSTATE_MAGIC 0x50535431u
@@ -131,25 +132,38 @@ int pstate_update(struct pstate *ps, int64_t producer_id, int16_t epoch, int32_t
 
 void pstate_expire(struct pstate *ps, int64_t now_ms, int64_t max_idle_ms)
 {
-    bool any = false;
-    for (int i = 0; i < ps->cap; i++)
-        if (ps->entries[i].producer_id != -1 && now_ms - ps->entries[i].last_ms > max_idle_ms) {
-            ps->entries[i].producer_id = -2; /* rebuilt below */
-            any = true;
-        }
-    if (!any)
+    int keep = 0, drop = 0;
+    for (int i = 0; i < ps->cap; i++) {
+        if (ps->entries[i].producer_id < 0)
+            continue;
+        if (now_ms - ps->entries[i].last_ms > max_idle_ms)
+            drop++;
+        else
+            keep++;
+    }
+    if (!drop)
         return;
-    /* rebuild the table without the expired entries */
+    /* a new table first: if it cannot be had, nobody is forgotten */
+    int cap = 16;
+    while (keep * 4 > cap * 3)
+        cap *= 2;
+    struct pstate_entry *n = xmalloc((size_t)cap * sizeof *n);
+    if (!n)
+        return;
+    for (int i = 0; i < cap; i++)
+        n[i].producer_id = -1;
     struct pstate old = *ps;
-    pstate_init(ps);
-    for (int i = 0; i < old.cap; i++)
-        if (old.entries[i].producer_id >= 0) {
-            if ((ps->count + 1) * 4 > ps->cap * 3 && grow(ps) < 0)
-                break;
-            int j = find_slot(ps, old.entries[i].producer_id);
-            ps->entries[j] = old.entries[i];
-            ps->count++;
-        }
+    ps->entries = n;
+    ps->cap = cap;
+    ps->count = 0;
+    for (int i = 0; i < old.cap; i++) {
+        const struct pstate_entry *e = &old.entries[i];
+        if (e->producer_id < 0 || now_ms - e->last_ms > max_idle_ms)
+            continue;
+        int j = find_slot(ps, e->producer_id);
+        ps->entries[j] = *e;
+        ps->count++;
+    }
     xfree(old.entries);
 }
 
@@ -176,26 +190,7 @@ int pstate_save(const struct pstate *ps, const char *path, int64_t offset)
         }
     }
     obuf_put_be32(&b, crc32c(0, b.data, b.len));
-    int rc = -1;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = b.oom ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        size_t done = 0;
-        while (done < b.len) {
-            ssize_t w = write(fd, b.data + done, b.len - done);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            done += (size_t)w;
-        }
-        if (done == b.len && fdatasync(fd) == 0)
-            rc = 0;
-        close(fd);
-        if (rc == 0 && rename(tmp, path) < 0)
-            rc = -1;
-    }
+    int rc = b.oom ? -1 : file_replace(path, b.data, b.len);
     obuf_free(&b);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/file.h"
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/log.h"
@@ -346,27 +347,6 @@ int seg_append(struct segment *s, const uint8_t *batch, size_t n, int64_t last_o
     return 0;
 }
 
-static int write_file(const char *path, const uint8_t *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, p + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
-        done += (size_t)w;
-    }
-    int rc = fdatasync(fd);
-    close(fd);
-    return rc;
-}
-
 int seg_seal(struct segment *s)
 {
     char p[4200];
@@ -382,7 +362,7 @@ int seg_seal(struct segment *s)
         put32(buf + i * 8 + 4, s->idx[i].pos);
     }
     file_path(s, ".index", p, sizeof p);
-    int rc = write_file(p, buf, (size_t)s->nidx * 8);
+    int rc = file_write_synced(p, buf, (size_t)s->nidx * 8);
     for (int i = 0; i < s->ntidx; i++) {
         put32(buf + i * 12, (uint32_t)((uint64_t)s->tidx[i].timestamp >> 32));
         put32(buf + i * 12 + 4, (uint32_t)s->tidx[i].timestamp);
@@ -390,7 +370,7 @@ int seg_seal(struct segment *s)
     }
     file_path(s, ".timeindex", p, sizeof p);
     if (rc == 0)
-        rc = write_file(p, buf, (size_t)s->ntidx * 12);
+        rc = file_write_synced(p, buf, (size_t)s->ntidx * 12);
     xfree(buf);
     if (rc == 0)
         s->sealed = true;
