@@ -7,7 +7,6 @@
 
 #include "broker/handler.h"
 
-enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
 enum { SOURCE_TOPIC = 1, SOURCE_STATIC_BROKER = 4, SOURCE_DEFAULT = 5 };
 
 static bool wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *res, const char *name)
@@ -107,7 +106,7 @@ int handle_describe_configs(struct broker *b, struct request *r)
         out->ResourceType = res->ResourceType;
         out->ResourceName = res->ResourceName;
         out->ErrorMessage = (kstr){NULL, -1};
-        if (res->ResourceType == RESOURCE_TOPIC) {
+        if (res->ResourceType == CONFIG_RESOURCE_TOPIC) {
             struct topic *t = res->ResourceName.len > 0
                                   ? catalog_find(&b->cat, res->ResourceName.ptr, (size_t)res->ResourceName.len)
                                   : NULL;
@@ -118,7 +117,7 @@ int handle_describe_configs(struct broker *b, struct request *r)
             }
             if (describe_topic(b, r, v >= 1 && req.IncludeSynonyms, res, out, t) < 0)
                 return API_CLOSE;
-        } else if (res->ResourceType == RESOURCE_BROKER) {
+        } else if (res->ResourceType == CONFIG_RESOURCE_BROKER) {
             char id[16];
             snprintf(id, sizeof id, "%d", b->node_id);
             if (res->ResourceName.len > 0 && !kstr_eq(res->ResourceName, id)) {

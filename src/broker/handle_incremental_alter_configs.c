@@ -6,8 +6,6 @@
 
 #include "broker/handler.h"
 
-enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
-
 int handle_incremental_alter_configs(struct broker *b, struct request *r)
 {
     int16_t v = r->api_version;
@@ -26,20 +24,8 @@ int handle_incremental_alter_configs(struct broker *b, struct request *r)
         out->ResourceName = res->ResourceName;
         out->ErrorMessage = (kstr){NULL, -1};
         char err[512] = "";
-        int code = 0;
-        struct topic *t = NULL;
-        if (res->ResourceType == RESOURCE_BROKER) {
-            code = KERR_INVALID_REQUEST;
-            snprintf(err, sizeof err, "Broker configs are static in shopstream: set them in the properties file.");
-        } else if (res->ResourceType != RESOURCE_TOPIC) {
-            code = KERR_INVALID_REQUEST;
-            snprintf(err, sizeof err, "Unsupported resource type %d.", res->ResourceType);
-        } else if (!(t = res->ResourceName.len > 0
-                             ? catalog_find(&b->cat, res->ResourceName.ptr, (size_t)res->ResourceName.len)
-                             : NULL)) {
-            code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            snprintf(err, sizeof err, "The topic does not exist.");
-        }
+        int code;
+        struct topic *t = handler_alterable_topic(b, res->ResourceType, res->ResourceName, &code, err, sizeof err);
         struct config ov;
         config_init(&ov);
         for (int k = 0; !code && t && k < t->overrides.n; k++)

@@ -30,6 +30,15 @@ static inline char *handler_cstr(struct request *r, kstr s)
     return arena_strndup(&r->arena, s.ptr ? s.ptr : "", s.len > 0 ? (size_t)s.len : 0);
 }
 
+/* Config resource types (DescribeConfigs, AlterConfigs, ...). */
+enum { CONFIG_RESOURCE_TOPIC = 2, CONFIG_RESOURCE_BROKER = 4 };
+
+/* The topic an AlterConfigs-style request may change, or NULL with *code
+ * (a Kafka error) and a message in err: broker configs are static here, and
+ * other resource types or unknown topics are refused. */
+struct topic *handler_alterable_topic(struct broker *b, int8_t type, kstr name, int *code, char *err,
+                                      size_t errlen);
+
 static inline kstr handler_kstr(struct request *r, const char *s)
 {
     size_t n = strlen(s);
