@@ -18,70 +18,24 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import brokerproc
+from brokerproc import BIN, free_port  # noqa: F401 (used by the tests)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BIN = os.environ.get("SHOPSTREAM_BIN", os.path.join(ROOT, "bin", "shopstream"))
 PY = "/usr/bin/python3"
 SESSION_MS = 6000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-class Broker:
-    """A shopstream broker on 127.0.0.1:port with data in data_dir."""
+class Broker(brokerproc.Broker):
+    """A broker whose groups rebalance at once (no initial delay)."""
 
     def __init__(self, work, name):
-        self.data_dir = os.path.join(work, name + "-data")
-        self.log_path = os.path.join(work, name + "-broker.log")
-        self.port = free_port()
-        self.bootstrap = "127.0.0.1:%d" % self.port
-        self.proc = None
-
-    def start(self):
-        with open(self.log_path, "a") as logf:
-            self.proc = subprocess.Popen(
-                [BIN, "broker", "--listen", self.bootstrap, "--data-dir", self.data_dir,
-                 "--set", "group.initial.rebalance.delay.ms=0"],
-                stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("broker exited with %s" % self.proc.returncode)
-                time.sleep(0.05)
-        raise RuntimeError("broker did not start listening within 10 s")
-
-    def stop(self, sig=signal.SIGTERM):
-        """Returns the exit status (None if it had to be killed)."""
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def tail(self, n=3000):
-        try:
-            with open(self.log_path) as f:
-                return f.read()[-n:]
-        except OSError:
-            return ""
+        super().__init__(work, name, ["--set", "group.initial.rebalance.delay.ms=0"])
 
 
 class Checks:

@@ -13,8 +13,6 @@ import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,37 +21,12 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("SHOPSTREAM_BIN", os.path.join(ROOT, "bin", "shopstream"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from brokerproc import Broker  # noqa: E402
+
 TOPIC = "crash"
 PARTITIONS = 3
 KILLS = int(os.environ.get("SHOPSTREAM_CRASH_KILLS", "20"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(data_dir, port, log):
-    # fsync before acknowledging widens the window in which a batch is written
-    # but not yet acknowledged when the kill comes, so retries do happen
-    proc = subprocess.Popen([BIN, "broker", "--listen", "127.0.0.1:%d" % port, "--data-dir", data_dir,
-                             "--set", "log.flush.interval.messages=1"],
-                            stdout=log, stderr=log)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("broker exited with %s" % proc.returncode)
-            time.sleep(0.02)
-    raise RuntimeError("broker did not start")
 
 
 class Writer(threading.Thread):
@@ -121,10 +94,10 @@ def read_all(bootstrap):
 
 def main():
     work = tempfile.mkdtemp(prefix="shopstream-crash.")
-    log = open(os.path.join(work, "broker.log"), "w")
-    port = free_port()
-    bootstrap = "127.0.0.1:%d" % port
-    data = os.path.join(work, "data")
+    # fsync before acknowledging widens the window in which a batch is written
+    # but not yet acknowledged when the kill comes, so retries do happen
+    broker = Broker(work, "crash", ["--set", "log.flush.interval.messages=1"])
+    bootstrap = broker.bootstrap
     rnd = random.Random(int(os.environ.get("SHOPSTREAM_CRASH_SEED", "7")))
     passed = failed = 0
 
@@ -137,19 +110,17 @@ def main():
             passed += 1
             print("ok   %s" % name, flush=True)
 
-    proc = None
     try:
-        proc = start(data, port, log)
+        broker.start()
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(10)
         w = Writer(bootstrap)
         w.start()
         for i in range(KILLS):
             time.sleep(rnd.uniform(0.2, 1.2))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            broker.stop(signal.SIGKILL)
             time.sleep(rnd.uniform(0.0, 0.3))
-            proc = start(data, port, log)
+            broker.start()
         time.sleep(1.0)
         w.stop.set()
         w.join(180)
@@ -176,16 +147,13 @@ def main():
             if at.get((p, off)) != n:
                 err = err or "acknowledged %d at %d/%d, found %s" % (n, p, off, at.get((p, off)))
         result("every acknowledged record exactly once, at its offset, in order (%d records)" % len(seen), err)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        broker.stop(signal.SIGTERM)
     except Exception as e:
         result("crash run", repr(e))
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-        log.close()
+        broker.stop(signal.SIGKILL)
         if failed:
-            sys.stdout.write(open(os.path.join(work, "broker.log")).read()[-4000:])
+            sys.stdout.write(broker.tail(4000))
         shutil.rmtree(work, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

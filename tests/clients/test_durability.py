@@ -14,8 +14,6 @@ Run with Debian's /usr/bin/python3.  Prints "N passed, N failed".
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,45 +22,10 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("SHOPSTREAM_BIN", os.path.join(ROOT, "bin", "shopstream"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from brokerproc import Broker  # noqa: E402
 TOPIC = "durable"
 PARTITIONS = 3
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Broker:
-    def __init__(self, data_dir, port, log):
-        self.data_dir, self.port, self.log = data_dir, port, log
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [BIN, "broker", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir,
-             "--set", "log.flush.interval.messages=1", "--set", "group.initial.rebalance.delay.ms=0"],
-            stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("broker exited with %s" % self.proc.returncode)
-                time.sleep(0.05)
-        raise RuntimeError("broker did not start")
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(20)
-        return rc
 
 
 def produce(bootstrap, start, n, acked, stop_event=None):
@@ -134,10 +97,9 @@ def check(acked, got):
 
 def main():
     work = tempfile.mkdtemp(prefix="shopstream-durability.")
-    log = open(os.path.join(work, "broker.log"), "w")
-    port = free_port()
-    bootstrap = "127.0.0.1:%d" % port
-    broker = Broker(os.path.join(work, "data"), port, log)
+    broker = Broker(work, "durability", ["--set", "log.flush.interval.messages=1",
+                                          "--set", "group.initial.rebalance.delay.ms=0"])
+    bootstrap = broker.bootstrap
     passed = failed = 0
 
     def result(name, err):
@@ -183,12 +145,10 @@ def main():
         broker.stop(signal.SIGTERM)
     except Exception as e:  # a broken run is a failure, with its reason
         result("durability run", repr(e))
-        if broker.proc and broker.proc.poll() is None:
-            broker.proc.kill()
+        broker.stop(signal.SIGKILL)
     finally:
-        log.close()
-        if failed and os.path.exists(os.path.join(work, "broker.log")):
-            sys.stdout.write(open(os.path.join(work, "broker.log")).read()[-3000:])
+        if failed:
+            sys.stdout.write(broker.tail())
         shutil.rmtree(work, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

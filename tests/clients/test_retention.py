@@ -17,8 +17,6 @@ Run with Debian's /usr/bin/python3.  Prints "N passed, N failed".
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,19 +25,12 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("SHOPSTREAM_BIN", os.path.join(ROOT, "bin", "shopstream"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from brokerproc import Broker  # noqa: E402
+
 UPDATES = int(os.environ.get("SHOPSTREAM_COMPACTION_UPDATES", "1000000"))
 KEYS = 10000
 DELETED = 500
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def dir_bytes(path):
@@ -98,13 +89,10 @@ class Reader(threading.Thread):
 
 def main():
     work = tempfile.mkdtemp(prefix="shopstream-retention.")
-    log = open(os.path.join(work, "broker.log"), "w")
-    port = free_port()
-    bootstrap = "127.0.0.1:%d" % port
-    data = os.path.join(work, "data")
-    proc = subprocess.Popen([BIN, "broker", "--listen", bootstrap, "--data-dir", data,
-                             "--set", "log.cleaner.backoff.ms=500",
-                             "--set", "log.retention.check.interval.ms=500"], stdout=log, stderr=log)
+    broker = Broker(work, "retention", ["--set", "log.cleaner.backoff.ms=500",
+                                         "--set", "log.retention.check.interval.ms=500"])
+    bootstrap = broker.bootstrap
+    data = broker.data_dir
     passed = failed = 0
 
     def result(name, err):
@@ -117,15 +105,7 @@ def main():
             print("ok   %s" % name, flush=True)
 
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("broker did not start")
-                time.sleep(0.05)
+        broker.start()
         admin = AdminClient({"bootstrap.servers": bootstrap})
         fs = admin.create_topics([
             NewTopic("compacted", 1, 1, config={"cleanup.policy": "compact", "segment.bytes": "1000000",
@@ -223,16 +203,13 @@ def main():
         result("time retention drops the old segment (low watermark %d, high %d)" % (low, high),
                None if [r[1] for r in recs] == [b"new"] and low == 1 and high == 2
                else "read %s, watermarks %d..%d" % ([r[1] for r in recs], low, high))
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        broker.stop(signal.SIGTERM)
     except Exception as e:
         result("retention run", repr(e))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+        broker.stop(signal.SIGKILL)
         if failed:
-            sys.stdout.write(open(os.path.join(work, "broker.log")).read()[-3000:])
+            sys.stdout.write(broker.tail())
         shutil.rmtree(work, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
