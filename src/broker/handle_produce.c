@@ -18,18 +18,24 @@ struct produce_state {
     int16_t version;
 };
 
+/* The data was appended but is not known to be on disk: the producer must
+ * not take it as acknowledged. */
+static void mark_not_durable(struct ProduceResponse *resp)
+{
+    for (int32_t t = 0; t < resp->Responses.count; t++) {
+        struct ProduceResponse_TopicProduceResponse *tr = &resp->Responses.items[t];
+        for (int32_t p = 0; p < tr->PartitionResponses.count; p++)
+            if (tr->PartitionResponses.items[p].ErrorCode == 0)
+                tr->PartitionResponses.items[p].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+    }
+}
+
 static void produce_flushed(void *arg, int err)
 {
     struct request *r = arg;
     struct produce_state *st = r->state;
-    if (err) {
-        for (int32_t t = 0; t < st->resp.Responses.count; t++) {
-            struct ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[t];
-            for (int32_t p = 0; p < tr->PartitionResponses.count; p++)
-                if (tr->PartitionResponses.items[p].ErrorCode == 0)
-                    tr->PartitionResponses.items[p].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
-        }
-    }
+    if (err)
+        mark_not_durable(&st->resp);
     if (r->conn && !r->no_response)
         ProduceResponse_encode(&r->out, st->version, &st->resp);
     request_done(r);
@@ -139,7 +145,7 @@ int handle_produce(struct broker *b, struct request *r)
 
     int flush_fds[FLUSH_MAX_FDS];
     int nflush = 0;
-    bool wait_flush = false;
+    bool wait_flush = false, flush_failed = false;
     struct obuf scratch;
     obuf_init(&scratch);
     int64_t now = clock_wall_ms();
@@ -200,7 +206,14 @@ int handle_produce(struct broker *b, struct request *r)
             if (err || !part)
                 continue;
             struct plog *lg = part->log;
-            if (lg->unflushed >= t->settings.flush_messages && nflush + 2 <= FLUSH_MAX_FDS) {
+            if (lg->unflushed >= t->settings.flush_messages) {
+                if (nflush + 2 > FLUSH_MAX_FDS) {
+                    /* a full job goes now; the flush thread finishes jobs in
+                     * order, so the last job's callback comes after it */
+                    if (flusher_submit(b->flusher, flush_fds, nflush, NULL, NULL) < 0)
+                        flush_failed = true;
+                    nflush = 0;
+                }
                 nflush += plog_take_dirty_fds(lg, flush_fds + nflush, 2, now);
                 if (t->settings.flush_messages == 1 && req->Acks != 0)
                     wait_flush = true;
@@ -208,17 +221,14 @@ int handle_produce(struct broker *b, struct request *r)
         }
     }
     obuf_free(&scratch);
+    if (flush_failed && wait_flush)
+        mark_not_durable(resp); /* an fsync could not be queued */
     if (nflush > 0) {
         int rc = flusher_submit(b->flusher, flush_fds, nflush, wait_flush ? produce_flushed : NULL, r);
         if (rc == 0 && wait_flush)
             return API_PARKED;
-        if (rc < 0 && wait_flush) {
-            /* could not queue the fsync: the data is not known to be durable */
-            for (int32_t t = 0; t < resp->Responses.count; t++)
-                for (int32_t p = 0; p < resp->Responses.items[t].PartitionResponses.count; p++)
-                    if (resp->Responses.items[t].PartitionResponses.items[p].ErrorCode == 0)
-                        resp->Responses.items[t].PartitionResponses.items[p].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
-        }
+        if (rc < 0 && wait_flush)
+            mark_not_durable(resp);
     }
     if (!r->no_response)
         ProduceResponse_encode(&r->out, v, resp);

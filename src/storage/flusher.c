@@ -136,9 +136,11 @@ int flusher_submit(struct flusher *f, const int *fds, int nfds, flush_done_fn *d
         return -1;
     }
     if (nfds > FLUSH_MAX_FDS) {
-        for (int i = FLUSH_MAX_FDS; i < nfds; i++)
+        /* more than a job holds: refuse it whole rather than sync a part */
+        for (int i = 0; i < nfds; i++)
             close(fds[i]);
-        nfds = FLUSH_MAX_FDS;
+        xfree(j);
+        return -1;
     }
     memcpy(j->fds, fds, (size_t)nfds * sizeof *fds);
     j->nfds = nfds;

@@ -22,9 +22,10 @@ struct flusher *flusher_new(void (*wake)(void *), void *wake_arg);
  * frees. */
 void flusher_free(struct flusher *f);
 
-/* Loop thread: queues a job.  Takes the fds (closes them).  done may be
- * NULL for a flush nobody waits for.  Returns 0 or -1 (out of memory: the
- * fds are closed and done is not called). */
+/* Loop thread: queues a job of at most FLUSH_MAX_FDS fds.  Takes the fds
+ * (closes them).  done may be NULL for a flush nobody waits for.  Returns 0,
+ * or -1 (out of memory, or too many fds: the fds are closed and done is not
+ * called). */
 int flusher_submit(struct flusher *f, const int *fds, int nfds, flush_done_fn *done, void *arg);
 
 /* Loop thread: runs the callbacks of finished jobs. */

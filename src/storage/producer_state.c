@@ -105,7 +105,8 @@ int pstate_check(const struct pstate *ps, int64_t producer_id, int16_t epoch, in
 int pstate_update(struct pstate *ps, int64_t producer_id, int16_t epoch, int32_t base_seq,
                   int32_t last_offset_delta, int64_t base_offset, int64_t now_ms)
 {
-    if ((ps->count + 1) * 4 > ps->cap * 3 && grow(ps) < 0)
+    /* a known producer needs no room; a new one may need a bigger table */
+    if (!lookup(ps, producer_id) && (ps->count + 1) * 4 > ps->cap * 3 && grow(ps) < 0)
         return -1;
     int i = find_slot(ps, producer_id);
     struct pstate_entry *e = &ps->entries[i];

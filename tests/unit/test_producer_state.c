@@ -592,6 +592,37 @@ TEST(pstate_load_refuses_malformed_contents_with_good_crc)
         CHECK_EQ(b.count, 0);
     }
 
+    /* one producer with 6 whole batches: more than a state ever holds */
+    {
+        uint8_t q[16 + 19 + 6 * 20 + 4];
+        memcpy(q, good, 16); /* magic, offset */
+        put_be32(q + 12, 1);
+        memset(q + 16, 0, sizeof q - 16);
+        q[16 + 7] = 9; /* id 9, epoch 0, last ms 0 */
+        q[16 + 18] = 6;
+        for (int k = 0; k < 6; k++) {
+            uint8_t *bp = q + 16 + 19 + k * 20;
+            put_be32(bp, (uint32_t)k);      /* first seq */
+            put_be32(bp + 4, (uint32_t)k);  /* last seq */
+            bp[15] = (uint8_t)(10 + k);     /* base offset */
+        }
+        fix_crc(q, sizeof q);
+        spit(state_path(), q, sizeof q);
+        load_into_fresh(&b, state_path(), &off);
+        CHECK_EQ(off, -1);
+        CHECK_EQ(b.count, 0);
+        /* the same with 5 is good */
+        q[16 + 18] = 5;
+        memmove(q + 16 + 19 + 5 * 20, q + 16 + 19 + 6 * 20, 4);
+        fix_crc(q, sizeof q - 20);
+        spit(state_path(), q, sizeof q - 20);
+        load_into_fresh(&b, state_path(), &off);
+        CHECK_EQ(off, 777);
+        CHECK_EQ(b.count, 1);
+        expect_dup(&b, 9, 0, 4, 0, 14);
+        pstate_free(&b);
+    }
+
     /* a negative producer id in the last entry: the entries before it were
      * already taken, and must be dropped again */
     {
