@@ -485,8 +485,11 @@ static int group_list(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t *q)
         fprintf(stderr, "%s: out of memory.\n", a->cmd);
         goto out;
     }
-    memcpy(sorted, valid, nvalid * sizeof *sorted);
-    qsort(sorted, nvalid, sizeof *sorted, cmp_listing);
+    if (nvalid) { /* valid may be NULL when there are no groups */
+        memcpy(sorted, valid, nvalid * sizeof *sorted);
+        if (nvalid > 1)
+            qsort(sorted, nvalid, sizeof *sorted, cmp_listing);
+    }
     /* ListGroups below v4 has no state: ask DescribeGroups for it. */
     for (size_t k = 0; k < nvalid; k++)
         if (rd_kafka_ConsumerGroupListing_state(sorted[k]) == RD_KAFKA_CONSUMER_GROUP_STATE_UNKNOWN)
@@ -590,7 +593,8 @@ static int put_assignment(const rd_kafka_topic_partition_list_t *parts)
         return -1;
     for (int k = 0; k < parts->cnt; k++)
         v[k] = &parts->elems[k];
-    qsort(v, (size_t)parts->cnt, sizeof *v, cmp_tp);
+    if ((size_t)parts->cnt > 1)
+        qsort(v, (size_t)parts->cnt, sizeof *v, cmp_tp);
     for (int k = 0; k < parts->cnt; k++) {
         if (k == 0 || strcmp(v[k]->topic, v[k - 1]->topic)) {
             if (k)
@@ -690,7 +694,8 @@ static int group_describe(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t
         goto oom;
     for (size_t k = 0; k < nmembers; k++)
         members[k] = rd_kafka_ConsumerGroupDescription_member(desc, k);
-    qsort(members, nmembers, sizeof *members, cmp_member);
+    if (nmembers > 1)
+        qsort(members, nmembers, sizeof *members, cmp_member);
 
     /* Rows: every assigned partition, then every committed one. */
     for (size_t k = 0; k < nmembers; k++) {
@@ -722,7 +727,8 @@ static int group_describe(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t
         if (add_committed(&rows, got) < 0)
             goto oom;
     }
-    qsort(rows.rows, rows.n, sizeof *rows.rows, cmp_row);
+    if (rows.n > 1)
+        qsort(rows.rows, rows.n, sizeof *rows.rows, cmp_row);
 
     assignor = rd_kafka_ConsumerGroupDescription_partition_assignor(desc);
     node = rd_kafka_ConsumerGroupDescription_coordinator(desc);

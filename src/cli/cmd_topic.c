@@ -358,7 +358,8 @@ static int topic_list(struct topic_args *a, rd_kafka_t *rk)
             continue;
         names[n++] = name;
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_str);
     for (size_t k = 0; k < n; k++)
         printf("%s\n", names[k]);
     xfree(names);
@@ -455,7 +456,8 @@ static int topic_describe(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t
     }
     for (int p = 0; p < mt->partition_cnt; p++)
         parts[p] = &mt->partitions[p];
-    qsort(parts, (size_t)mt->partition_cnt, sizeof *parts, cmp_partition);
+    if ((size_t)mt->partition_cnt > 1)
+        qsort(parts, (size_t)mt->partition_cnt, sizeof *parts, cmp_partition);
 
     printf("topic %s\n", mt->topic);
     printf("partitions %d\n", mt->partition_cnt);
@@ -491,7 +493,8 @@ static int topic_describe(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t
         }
         memcpy(entries, cs, n * sizeof *entries);
     }
-    qsort(entries, n, sizeof *entries, cmp_config);
+    if (n > 1)
+        qsort(entries, n, sizeof *entries, cmp_config);
     for (size_t k = 0; k < n; k++) {
         const char *val = rd_kafka_ConfigEntry_value(entries[k]);
 
