@@ -29,7 +29,7 @@ struct clean_seg {
     int fd;                 /* owned: a dup of the segment's fd */
     int64_t size;
     char *path;             /* owned: "<dir>/<base>" */
-    const struct segment *orig; /* loop thread only: to check it still exists */
+    uint64_t orig_id;       /* loop thread only: the segment's id, to find it again */
     bool rewritten;         /* result: <path>.log.cleaned was written */
     int64_t new_size;
 };
@@ -514,7 +514,7 @@ static struct clean_job *make_job(struct plog *l, int64_t now_ms)
         cs->size = s->size;
         cs->fd = dup(s->fd);
         cs->path = xstrdup(s->path);
-        cs->orig = s;
+        cs->orig_id = s->id;
         if (cs->fd < 0 || !cs->path) {
             job_free(j, false);
             return NULL;
@@ -542,7 +542,7 @@ static void apply_job(struct clean_job *j)
          * deleted it meanwhile) */
         int k;
         for (k = 0; k < l->nsegs - 1; k++)
-            if (l->segs[k] == cs->orig)
+            if (l->segs[k]->id == cs->orig_id)
                 break;
         if (k == l->nsegs - 1 || l->segs[k]->size != cs->size) {
             char path[4300];
@@ -612,9 +612,12 @@ void cleaner_forget(struct cleaner *c, struct plog *l)
     pthread_mutex_unlock(&c->mu);
 }
 
-int64_t cleaner_bytes_removed(const struct cleaner *c)
+int64_t cleaner_bytes_removed(struct cleaner *c)
 {
-    return c->bytes_removed;
+    pthread_mutex_lock(&c->mu);
+    int64_t n = c->bytes_removed;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 int cleaner_clean_now(struct plog *l, int64_t now_ms)

@@ -37,8 +37,8 @@ void cleaner_finish(struct cleaner *c);
 /* Loop thread: a partition is going away; forget its pending job. */
 void cleaner_forget(struct cleaner *c, struct plog *l);
 
-/* Bytes removed so far, for metrics and tests. */
-int64_t cleaner_bytes_removed(const struct cleaner *c);
+/* Any thread: bytes removed so far, for metrics and tests. */
+int64_t cleaner_bytes_removed(struct cleaner *c);
 
 /* Runs one whole cleaning of l on the calling thread (tests). */
 int cleaner_clean_now(struct plog *l, int64_t now_ms);

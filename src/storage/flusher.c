@@ -175,7 +175,10 @@ void flusher_complete(struct flusher *f)
     }
 }
 
-uint64_t flusher_syncs(const struct flusher *f)
+uint64_t flusher_syncs(struct flusher *f)
 {
-    return f->syncs;
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->syncs;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }

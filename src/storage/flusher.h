@@ -31,7 +31,7 @@ int flusher_submit(struct flusher *f, const int *fds, int nfds, flush_done_fn *d
 /* Loop thread: runs the callbacks of finished jobs. */
 void flusher_complete(struct flusher *f);
 
-/* Loop thread: fsyncs done so far (for metrics and tests). */
-uint64_t flusher_syncs(const struct flusher *f);
+/* Any thread: fsyncs done so far (for metrics and tests). */
+uint64_t flusher_syncs(struct flusher *f);
 
 #endif

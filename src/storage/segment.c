@@ -54,6 +54,8 @@ static struct segment *seg_alloc(const char *dir, int64_t base)
     struct segment *s = xcalloc(1, sizeof *s);
     if (!s)
         return NULL;
+    static uint64_t next_id; /* segments are opened on the loop thread only */
+    s->id = ++next_id;
     s->base_offset = base;
     s->next_offset = base;
     s->fd = -1;

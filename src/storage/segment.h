@@ -27,6 +27,7 @@ struct seg_time_entry {
 };
 
 struct segment {
+    uint64_t id;            /* unique in the process: tells two opened segments apart */
     int64_t base_offset;    /* first offset this segment may hold */
     int64_t next_offset;    /* one past the last offset written */
     int fd;                 /* the .log file, open read-write */
