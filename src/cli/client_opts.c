@@ -379,3 +379,24 @@ int client_interrupted(void)
 {
     return interrupted != 0;
 }
+
+int client_pick_subcommand(const char *command, const char *usage, const char *expected,
+                           const struct client_subcommand *subs, size_t n, int argc, char **argv,
+                           size_t *index)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    for (size_t s = 0; s < n; s++)
+        if (!strcmp(argv[1], subs[s].name)) {
+            *index = s;
+            return -1;
+        }
+    fprintf(stderr, "%s: unknown subcommand '%s'; expected %s.\n", command, argv[1], expected);
+    return 2;
+}

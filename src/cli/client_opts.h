@@ -105,4 +105,20 @@ int client_topic_metadata(rd_kafka_t *rk, const struct client_opts *o, const cha
 void client_catch_signals(void);
 int client_interrupted(void);
 
+/* A subcommand of a command with several (topic, group): its name and the
+ * options it accepts (a bit set of the command's own). */
+struct client_subcommand {
+    const char *name;
+    int allowed;
+};
+
+/* Picks the subcommand named by argv[1] for `command` (e.g. "shopstream
+ * topic").  Returns -1 with *index set when one matched; otherwise prints
+ * the usage (to stdout for --help, exit code 0) or a one-sentence error
+ * naming the expected subcommands (to stderr, exit code 2) and returns
+ * that exit code. */
+int client_pick_subcommand(const char *command, const char *usage, const char *expected,
+                           const struct client_subcommand *subs, size_t n, int argc, char **argv,
+                           size_t *index);
+
 #endif

@@ -1044,10 +1044,7 @@ static int group_delete(struct group_args *a, rd_kafka_t *rk, rd_kafka_queue_t *
 
 int cmd_group(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int allowed;
-    } subs[] = {
+    static const struct client_subcommand subs[] = {
         {"list", 0},
         {"describe", OPT_GROUP},
         {"reset-offsets", OPT_GROUP | OPT_RESET},
@@ -1060,24 +1057,10 @@ int cmd_group(int argc, char **argv)
     size_t s;
     int rc = 2, r;
 
-    if (argc < 2) {
-        fputs(usage_text, stderr);
-        return 2;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    for (s = 0; s < sizeof subs / sizeof subs[0]; s++)
-        if (!strcmp(argv[1], subs[s].name))
-            break;
-    if (s == sizeof subs / sizeof subs[0]) {
-        fprintf(stderr,
-                "shopstream group: unknown subcommand '%s'; expected list, describe, "
-                "reset-offsets or delete.\n",
-                argv[1]);
-        return 2;
-    }
+    int picked = client_pick_subcommand("shopstream group", usage_text, "list, describe, reset-offsets or delete", subs,
+                                        sizeof subs / sizeof subs[0], argc, argv, &s);
+    if (picked >= 0)
+        return picked;
 
     memset(&a, 0, sizeof a);
     client_opts_init(&a.co);

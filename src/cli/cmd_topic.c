@@ -648,10 +648,7 @@ static int topic_alter(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t *q
 
 int cmd_topic(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int allowed;
-    } subs[] = {
+    static const struct client_subcommand subs[] = {
         {"create", OPT_NAME | OPT_PARTITIONS | OPT_REPLICAS | OPT_CONFIG},
         {"list", OPT_ALL},
         {"describe", OPT_NAME | OPT_NO_CONFIGS},
@@ -665,24 +662,10 @@ int cmd_topic(int argc, char **argv)
     size_t s;
     int rc = 2, r;
 
-    if (argc < 2) {
-        fputs(usage_text, stderr);
-        return 2;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    for (s = 0; s < sizeof subs / sizeof subs[0]; s++)
-        if (!strcmp(argv[1], subs[s].name))
-            break;
-    if (s == sizeof subs / sizeof subs[0]) {
-        fprintf(stderr,
-                "shopstream topic: unknown subcommand '%s'; expected create, list, describe, "
-                "delete or alter.\n",
-                argv[1]);
-        return 2;
-    }
+    int picked = client_pick_subcommand("shopstream topic", usage_text, "create, list, describe, delete or alter", subs,
+                                        sizeof subs / sizeof subs[0], argc, argv, &s);
+    if (picked >= 0)
+        return picked;
 
     memset(&a, 0, sizeof a);
     client_opts_init(&a.co);

@@ -171,3 +171,39 @@ class Records:
 
     def summary(self):
         return "per partition %s" % [len(e) for e in self.expected] if self.expected else ""
+
+
+def run_codecs(client, prefix, bootstrap, create_topic, produce, consume):
+    """The round trip of one client over every codec of settings(): for each,
+    a fresh topic "<prefix>-<codec>-<run id>", create (unless skipped),
+    produce, consume and verify; one line per codec.  Returns the exit code."""
+    codecs, n, skip_create = settings()
+    rid = run_id()
+    failed = []
+    for codec in codecs:
+        topic = "%s-%s-%s" % (prefix, codec, rid)
+        recs = Records(client, codec, n)
+        t0 = time.time()
+        ok = False
+        try:
+            if not skip_create:
+                create_topic(bootstrap, topic)
+            t1 = time.time()
+            if produce(bootstrap, topic, codec, recs):
+                t2 = time.time()
+                ok = consume(bootstrap, topic, recs)
+                t3 = time.time()
+        except Exception as e:  # report and go on with the next codec
+            recs.error("%s: %s" % (type(e).__name__, e))
+            ok = False
+        if ok:
+            print("ok   %s/%s: topic %s, %s, create %.1fs produce %.1fs consume+verify %.1fs"
+                  % (client, codec, topic, recs.summary(), t1 - t0, t2 - t1, t3 - t2), flush=True)
+        else:
+            print("FAIL %s/%s: topic %s, %d mismatches" % (client, codec, topic, len(recs.errors)), flush=True)
+            failed.append(codec)
+    if failed:
+        print("%s: FAILED (%s)" % (client, " ".join(failed)))
+        return 1
+    print("%s: all codecs passed" % client)
+    return 0

@@ -136,38 +136,10 @@ def consume(bootstrap, topic, recs):
 
 def main():
     bootstrap = rc.bootstrap_or_reexec()
-    codecs, n, skip_create = rc.settings()
+    n = rc.settings()[1]
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    rid = rc.run_id()
     rc.log("kafka-python %s, bootstrap %s, %d records per codec" % (__import__("kafka").__version__, bootstrap, n))
-    failed = []
-    for codec in codecs:
-        topic = "kafkapython-%s-%s" % (codec, rid)
-        recs = rc.Records(CLIENT, codec, n)
-        t0 = time.time()
-        ok = False
-        try:
-            if not skip_create:
-                create_topic(bootstrap, topic)
-            t1 = time.time()
-            if produce(bootstrap, topic, codec, recs):
-                t2 = time.time()
-                ok = consume(bootstrap, topic, recs)
-                t3 = time.time()
-        except Exception as e:  # report and go on with the next codec
-            recs.error("%s: %s" % (type(e).__name__, e))
-            ok = False
-        if ok:
-            print("ok   %s/%s: topic %s, %s, create %.1fs produce %.1fs consume+verify %.1fs"
-                  % (CLIENT, codec, topic, recs.summary(), t1 - t0, t2 - t1, t3 - t2), flush=True)
-        else:
-            print("FAIL %s/%s: topic %s, %d mismatches" % (CLIENT, codec, topic, len(recs.errors)), flush=True)
-            failed.append(codec)
-    if failed:
-        print("%s: FAILED (%s)" % (CLIENT, " ".join(failed)))
-        return 1
-    print("%s: all codecs passed" % CLIENT)
-    return 0
+    return rc.run_codecs(CLIENT, "kafkapython", bootstrap, create_topic, produce, consume)
 
 
 if __name__ == "__main__":
