@@ -15,6 +15,9 @@ static const struct {
     {"produce", cmd_produce, "console producer: lines on stdin become records"},
     {"consume", cmd_consume, "console consumer: records become lines on stdout"},
     {"group", cmd_group, "list, describe, reset offsets of or delete consumer groups"},
+    {"simulate", cmd_simulate, "generate realistic synthetic shop traffic"},
+    {"process", cmd_process, "run the stream processors (orders, aftersales, all)"},
+    {"replay", cmd_replay, "replay a public dataset (online-retail, olist, yoochoose) as events"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,293 @@
+/* cmd_process.c: `shopstream process orders|aftersales|all`, the stream
+ * processors (src/shop/processors.h) on the runtime (src/stream/runtime.h).
+ * Each processor is a Kafka client in the consumer group of its application
+ * name, so more instances of the same command share the work, and it runs
+ * against any Kafka cluster.  `all` runs every processor in one process, one
+ * thread each.  SIGINT/SIGTERM stop cleanly: what was processed is
+ * committed before exit. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/client_opts.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "shop/event.h"
+#include "shop/processors.h"
+#include "shop/sink.h"
+#include "stream/topics.h"
+
+#define CMD "shopstream process"
+#define MAX_PROCS 4
+
+static const char usage_text[] =
+    "usage: shopstream process orders|aftersales|all [OPTIONS]\n"
+    "\n"
+    "  orders       order state machine over shop.orders and shop.aftersales:\n"
+    "               shop.order-state, SLA alerts, dead letters\n"
+    "  aftersales   refund anomalies per user (shop.alerts) from shop.order-state\n"
+    "  all          both, one thread each\n"
+    "\n"
+    "  --instance-id ID        static group membership (group.instance.id); a\n"
+    "                          restarted instance gets its partitions back at once\n"
+    "  --app-prefix NAME       consumer group / changelog prefix (default shopstream:\n"
+    "                          groups shopstream-orders, shopstream-aftersales)\n"
+    "  --partitions N          partitions of shop topics created here (default 6)\n"
+    "  --ship-sla-hours H      paid but not shipped after H hours: an alert (default 48)\n"
+    "  --return-window-days D  returns accepted up to D days after delivery (default 30)\n"
+    "  --reject-orphan-refunds refunds of orders never created go to the dead letters\n"
+    "                          (default: accepted as orders older than the stream)\n"
+    "  --refund-alert-amount N a user's refunds above N minor units in the window:\n"
+    "                          an alert (default 50000)\n"
+    "  --refund-window-days D  the refund anomaly window (default 30)\n"
+    "  --lateness MS           event-time slack before an SLA timer fires (default 5000)\n"
+    "  --commit-interval-ms MS how often results and offsets are committed (default 1000)\n"
+    "\n"
+    "Common client options:\n"
+    "  --bootstrap HOST:PORT[,HOST:PORT]  cluster to talk to (default " CLIENT_DEFAULT_BOOTSTRAP ")\n"
+    "  -X key=value       librdkafka setting for the processors' clients; repeatable\n"
+    "  --timeout-ms T     limit for admin requests at start-up\n";
+
+struct running {
+    const char *kind;
+    char app_name[200];
+    struct proc *proc;
+    struct stream_app *app;
+    pthread_t thread;
+    int rc;
+    char err[1024];
+};
+
+static struct running procs[MAX_PROCS];
+static int nprocs;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    for (int k = 0; k < nprocs; k++)
+        if (procs[k].app)
+            stream_app_stop(procs[k].app);
+}
+
+static void *run_thread(void *arg)
+{
+    struct running *r = arg;
+
+    r->rc = stream_app_run(r->app, r->err, sizeof r->err);
+    /* One processor failing stops the others: the process exits non-zero
+     * and is restarted as a whole. */
+    if (r->rc < 0)
+        on_stop_signal(0);
+    return NULL;
+}
+
+static int parse_i64(const char *name, const char *v, long long min, long long max, long long *out)
+{
+    return client_parse_int(CMD, name, v, min, max, out);
+}
+
+int cmd_process(int argc, char **argv)
+{
+    struct client_opts o;
+    struct proc_settings s;
+    const char *kind = NULL, *instance = NULL, *prefix = "shopstream", *v;
+    long long n, commit_ms = 1000;
+    int rc = 1;
+    rd_kafka_t *admin = NULL;
+    char err[1024];
+
+    client_opts_init(&o);
+    proc_settings_default(&s);
+    for (int i = 1; i < argc;) {
+        int t;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            client_opts_free(&o);
+            return 0;
+        }
+        if ((t = client_opts_take(&o, CMD, argc, argv, &i)) != 0) {
+            if (t < 0)
+                goto out;
+            continue;
+        }
+#define OPT(name) ((t = client_opt_value(CMD, name, argc, argv, &i, &v)) != 0)
+        if (OPT("--instance-id")) {
+            if (t < 0)
+                goto out;
+            instance = v;
+        } else if (OPT("--app-prefix")) {
+            if (t < 0)
+                goto out;
+            prefix = v;
+        } else if (OPT("--partitions")) {
+            if (t < 0 || parse_i64("--partitions", v, 1, 10000, &n) < 0)
+                goto out;
+            s.partitions = (int)n;
+        } else if (OPT("--ship-sla-hours")) {
+            if (t < 0 || parse_i64("--ship-sla-hours", v, 1, 24 * 365, &n) < 0)
+                goto out;
+            s.rules.ship_sla_ms = n * 3600 * 1000;
+        } else if (OPT("--return-window-days")) {
+            if (t < 0 || parse_i64("--return-window-days", v, 0, 3650, &n) < 0)
+                goto out;
+            s.rules.return_window_ms = n * 86400 * 1000;
+        } else if (OPT("--refund-alert-amount")) {
+            if (t < 0 || parse_i64("--refund-alert-amount", v, 0, (long long)1 << 52, &n) < 0)
+                goto out;
+            s.refund_alert_amount = n;
+        } else if (OPT("--refund-window-days")) {
+            if (t < 0 || parse_i64("--refund-window-days", v, 1, 3650, &n) < 0)
+                goto out;
+            s.refund_window_ms = n * 86400 * 1000;
+        } else if (OPT("--lateness")) {
+            if (t < 0 || parse_i64("--lateness", v, 0, 86400LL * 1000, &n) < 0)
+                goto out;
+            s.lateness_ms = n;
+        } else if (OPT("--commit-interval-ms")) {
+            if (t < 0 || parse_i64("--commit-interval-ms", v, 10, 600000, &commit_ms) < 0)
+                goto out;
+        } else if (!strcmp(argv[i], "--reject-orphan-refunds")) {
+            s.rules.accept_orphan_refunds = 0;
+            i++;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "%s: unknown option '%s'; see `%s --help`.\n", CMD, argv[i], CMD);
+            rc = 2;
+            goto out;
+        } else if (!kind) {
+            kind = argv[i++];
+        } else {
+            fprintf(stderr, "%s: unexpected argument '%s'.\n", CMD, argv[i]);
+            rc = 2;
+            goto out;
+        }
+#undef OPT
+    }
+    if (!kind) {
+        fprintf(stderr, "%s: say which processor: orders, aftersales or all.\n", CMD);
+        rc = 2;
+        goto out;
+    }
+    if (!strcmp(kind, "all")) {
+        procs[nprocs++].kind = "orders";
+        procs[nprocs++].kind = "aftersales";
+    } else if (!strcmp(kind, "orders") || !strcmp(kind, "aftersales")) {
+        procs[nprocs++].kind = kind;
+    } else {
+        fprintf(stderr, "%s: unknown processor '%s'; expected orders, aftersales or all.\n", CMD,
+                kind);
+        rc = 2;
+        goto out;
+    }
+
+    /* The topics every processor reads or writes, before any of them starts. */
+    if (!(admin = client_admin_new(&o, CMD)))
+        goto out;
+    if (shop_topics_ensure(admin, s.partitions, -1, o.timeout_ms, err, sizeof err) < 0) {
+        client_report(admin, &o, CMD, "cannot create the shop topics", RD_KAFKA_RESP_ERR__FAIL,
+                      err);
+        goto out;
+    }
+
+    for (int k = 0; k < nprocs; k++) {
+        struct running *r = &procs[k];
+        struct stream_app_conf conf;
+        rd_kafka_conf_t *cc, *pc;
+        char client_id[256], gi[300];
+        const char *const *internal;
+
+        snprintf(r->app_name, sizeof r->app_name, "%s-%s", prefix, r->kind);
+        if (!(r->proc = proc_new(r->kind, r->app_name, &s, &conf))) {
+            fprintf(stderr, "%s: out of memory.\n", CMD);
+            goto out;
+        }
+        conf.commit_interval_ms = (int)commit_ms;
+        /* Internal topics get the partition count of the processor's inputs. */
+        internal = proc_internal_topics(r->proc);
+        for (int j = 0; internal[j]; j++) {
+            int parts = stream_topic_partitions(admin, conf.inputs[0], o.timeout_ms, err,
+                                                sizeof err);
+            struct stream_topic_spec spec = {internal[j], parts, -1, 0};
+            if (parts <= 0 ||
+                stream_topics_create(admin, &spec, 1, o.timeout_ms, err, sizeof err) < 0) {
+                client_report(admin, &o, CMD, "cannot create the processor's topics",
+                              RD_KAFKA_RESP_ERR__FAIL, parts == 0 ? "no input topic" : err);
+                goto out;
+            }
+        }
+        snprintf(client_id, sizeof client_id, "%s%s%s", r->app_name, instance ? "-" : "",
+                 instance ? instance : "");
+        const char *cdefaults[7] = {"auto.offset.reset", "earliest", "client.id", client_id};
+        if (instance) {
+            snprintf(gi, sizeof gi, "%s-%s", r->app_name, instance);
+            cdefaults[4] = "group.instance.id";
+            cdefaults[5] = gi;
+        }
+        const char *pdefaults[] = {"client.id", client_id, "linger.ms", "5",
+                                   "compression.codec", "lz4", NULL};
+        if (!(cc = client_conf_new(&o, CMD, RD_KAFKA_CONSUMER, cdefaults)))
+            goto out;
+        if (!(pc = client_conf_new(&o, CMD, RD_KAFKA_PRODUCER, pdefaults))) {
+            rd_kafka_conf_destroy(cc);
+            goto out;
+        }
+        if (!(r->app = stream_app_new(&conf, cc, pc, err, sizeof err))) {
+            fprintf(stderr, "%s %s: %s.\n", CMD, r->kind, err);
+            goto out;
+        }
+    }
+
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    log_info("process: running %s against %s", kind, o.bootstrap);
+    if (nprocs == 1) {
+        run_thread(&procs[0]);
+    } else {
+        for (int k = 0; k < nprocs; k++)
+            if (pthread_create(&procs[k].thread, NULL, run_thread, &procs[k]) != 0) {
+                fprintf(stderr, "%s: cannot start a thread.\n", CMD);
+                on_stop_signal(0);
+                for (int j = 0; j < k; j++)
+                    pthread_join(procs[j].thread, NULL);
+                goto out;
+            }
+        for (int k = 0; k < nprocs; k++)
+            pthread_join(procs[k].thread, NULL);
+    }
+    rc = 0;
+    for (int k = 0; k < nprocs; k++) {
+        struct running *r = &procs[k];
+        struct stream_stats st;
+        struct proc_counts pc;
+        stream_app_stats(r->app, &st);
+        proc_counts(r->proc, &pc);
+        fprintf(stderr,
+                "%s %s: %lld records, %lld events, %lld duplicates, %lld dead letters, %lld "
+                "alerts, %lld results, %lld commits\n",
+                CMD, r->kind, st.records, pc.events, pc.duplicates, pc.deadletters, pc.alerts,
+                pc.results, st.commits);
+        if (r->rc < 0) {
+            fprintf(stderr, "%s %s: %s.\n", CMD, r->kind, r->err);
+            rc = 1;
+        }
+    }
+out:
+    for (int k = 0; k < nprocs; k++) {
+        stream_app_destroy(procs[k].app);
+        proc_free(procs[k].proc);
+        procs[k].app = NULL;
+    }
+    nprocs = 0;
+    if (admin)
+        rd_kafka_destroy(admin);
+    client_opts_free(&o);
+    return rc;
+}

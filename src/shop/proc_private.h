@@ -1,0 +1,37 @@
+/* proc_private.h: what processors.c, proc_orders.c and proc_aftersales.c
+ * share; not for other modules. */
+#ifndef SHOPSTREAM_PROC_PRIVATE_H
+#define SHOPSTREAM_PROC_PRIVATE_H
+
+#include "shop/event.h"
+#include "shop/json.h"
+#include "shop/order_state.h"
+#include "shop/processors.h"
+
+struct proc {
+    const char *kind;              /* "orders" or "aftersales" */
+    char name[200];                /* the application name */
+    char rekey_topic[256];         /* aftersales: "<name>-refunds-by-user" */
+    const char *internal[2];       /* proc_internal_topics */
+    struct proc_settings s;
+    struct shop_event ev;          /* parse buffer, reused */
+    struct order_book book;        /* working copy, reused */
+    struct jbuf out, state, aux;   /* output buffers, reused */
+    struct proc_counts n;
+};
+
+/* Sends the record r to shop.deadletter with reason: value = a JSON object
+ * {"reason", "processor", "topic", "partition", "offset", "timestamp",
+ * "key", "value"} (key and value as text when they are UTF-8, else as
+ * "key_base64" / "value_base64"), keyed by the original key.  Returns 0 or
+ * -1 (fatal). */
+int proc__deadletter(struct proc *p, struct stream_ctx *c, const struct stream_record *r,
+                     const char *reason);
+
+/* Produces an alert JSON held in p->out to shop.alerts keyed by key. */
+int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t ts);
+
+void proc__orders_conf(struct proc *p, struct stream_app_conf *conf);
+void proc__aftersales_conf(struct proc *p, struct stream_app_conf *conf);
+
+#endif

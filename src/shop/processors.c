@@ -1,0 +1,182 @@
+/* processors.c: what the processors share: settings, creation, and the
+ * dead-letter record (see processors.h and proc_private.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "shop/proc_private.h"
+
+void proc_settings_default(struct proc_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->rules.return_window_ms = ORDER_DEFAULT_RETURN_WINDOW_MS;
+    s->rules.ship_sla_ms = ORDER_DEFAULT_SHIP_SLA_MS;
+    s->rules.accept_orphan_refunds = 1;
+    s->lateness_ms = PROC_DEFAULT_LATENESS_MS;
+    s->refund_alert_amount = PROC_DEFAULT_REFUND_ALERT_AMOUNT;
+    s->refund_window_ms = PROC_DEFAULT_REFUND_WINDOW_MS;
+    s->partitions = 6;
+}
+
+struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,
+                      struct stream_app_conf *conf)
+{
+    struct proc *p;
+
+    if (strcmp(kind, "orders") && strcmp(kind, "aftersales"))
+        return NULL;
+    if (!(p = xcalloc(1, sizeof *p)))
+        return NULL;
+    p->kind = !strcmp(kind, "orders") ? "orders" : "aftersales";
+    snprintf(p->name, sizeof p->name, "%s", app_name);
+    p->s = *s;
+    shop_event_init(&p->ev);
+    order_book_init(&p->book);
+    jbuf_init(&p->out);
+    jbuf_init(&p->state);
+    jbuf_init(&p->aux);
+    memset(conf, 0, sizeof *conf);
+    conf->name = p->name;
+    conf->opaque = p;
+    if (p->kind[0] == 'o') {
+        proc__orders_conf(p, conf);
+    } else {
+        snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-refunds-by-user", p->name);
+        p->internal[0] = p->rekey_topic;
+        proc__aftersales_conf(p, conf);
+    }
+    return p;
+}
+
+void proc_free(struct proc *p)
+{
+    if (!p)
+        return;
+    shop_event_free(&p->ev);
+    order_book_free(&p->book);
+    jbuf_free(&p->out);
+    jbuf_free(&p->state);
+    jbuf_free(&p->aux);
+    xfree(p);
+}
+
+const char *const *proc_internal_topics(struct proc *p)
+{
+    return p->internal;
+}
+
+void proc_counts(const struct proc *p, struct proc_counts *out)
+{
+    *out = p->n;
+}
+
+/* 1 when s[0..n) is valid UTF-8 without NUL bytes (so it can be a JSON
+ * string as it is). */
+static int is_utf8_text(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned min;
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            min = 0x80;
+            c &= 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            min = 0x800;
+            c &= 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            min = 0x10000;
+            c &= 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static void w_base64(struct jbuf *o, const char *key, const unsigned char *s, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char buf[4];
+    struct jbuf tmp;
+
+    jbuf_init(&tmp);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= s[i + 2];
+        buf[0] = tab[(v >> 18) & 63];
+        buf[1] = tab[(v >> 12) & 63];
+        buf[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        buf[3] = i + 2 < n ? tab[v & 63] : '=';
+        jbuf_raw(&tmp, buf, 4);
+    }
+    json_w_str(o, key, tmp.p ? tmp.p : "", tmp.len);
+    if (tmp.oom)
+        o->oom = 1;
+    jbuf_free(&tmp);
+}
+
+static void w_bytes(struct jbuf *o, const char *key, const char *key64, const void *p, size_t n)
+{
+    if (!p)
+        json_w_null(o, key);
+    else if (is_utf8_text(p, n))
+        json_w_str(o, key, p, n);
+    else
+        w_base64(o, key64, p, n);
+}
+
+int proc__deadletter(struct proc *p, struct stream_ctx *c, const struct stream_record *r,
+                     const char *reason)
+{
+    struct jbuf *o = &p->aux;
+
+    jbuf_reset(o);
+    json_w_obj_begin(o, NULL);
+    json_w_cstr(o, "reason", reason);
+    json_w_cstr(o, "processor", p->name);
+    json_w_cstr(o, "topic", r->topic);
+    json_w_int(o, "partition", r->partition);
+    json_w_int(o, "offset", r->offset);
+    json_w_int(o, "timestamp", r->ts);
+    w_bytes(o, "key", "key_base64", r->key, r->klen);
+    w_bytes(o, "value", "value_base64", r->value, r->vlen);
+    json_w_obj_end(o);
+    if (o->oom)
+        return -1;
+    p->n.deadletters++;
+    return stream_emit(c, SHOP_TOPIC_DEADLETTER, -1, r->key, r->klen, o->p, o->len, r->ts);
+}
+
+int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t ts)
+{
+    if (p->out.oom)
+        return -1;
+    p->n.alerts++;
+    return stream_emit(c, SHOP_TOPIC_ALERTS, -1, key, strlen(key), p->out.p, p->out.len, ts);
+}

@@ -1,0 +1,61 @@
+/* processors.h: the e-commerce stream processors, each a stream_app
+ * (stream/runtime.h) with its callbacks.  The command `shopstream process`
+ * (src/cli/cmd_process.c) builds the client settings and runs them.
+ *
+ * orders      inputs shop.orders and shop.aftersales (co-partitioned by
+ *             order_id); one order book per order (order_state.h) in a
+ *             changelog-backed store; results: shop.order-state (the order's
+ *             whole state after every event), shop.deadletter (records that
+ *             are not valid events, and events the order's state machine
+ *             rejects), shop.alerts (paid but not shipped within the SLA).
+ * aftersales  inputs shop.order-state and an internal topic
+ *             "<name>-refunds-by-user"; stage one re-keys every accepted
+ *             refund by user, stage two keeps each user's refunds of the
+ *             last window and alerts (shop.alerts) when their sum passes a
+ *             threshold. */
+#ifndef SHOPSTREAM_PROCESSORS_H
+#define SHOPSTREAM_PROCESSORS_H
+
+#include <stdint.h>
+
+#include "shop/order_state.h"
+#include "stream/runtime.h"
+
+struct proc_settings {
+    struct order_rules rules;
+    int64_t lateness_ms;          /* event-time slack before an SLA timer fires */
+    int64_t refund_alert_amount;  /* a user's refunds above this in the window: alert */
+    int64_t refund_window_ms;
+    int partitions;               /* for topics created by the processors */
+};
+
+#define PROC_DEFAULT_LATENESS_MS 5000
+#define PROC_DEFAULT_REFUND_ALERT_AMOUNT 50000      /* 500.00 in minor units */
+#define PROC_DEFAULT_REFUND_WINDOW_MS (30LL * 24 * 3600 * 1000)
+
+void proc_settings_default(struct proc_settings *s);
+
+/* A processor's state between callbacks; opaque to the runtime. */
+struct proc;
+
+/* Fills conf (name, inputs, callbacks, opaque) for the processor `kind`
+ * ("orders" or "aftersales") named app_name, and returns its state (owned:
+ * proc_free after the app is destroyed), or NULL if kind is unknown or
+ * memory ran out. */
+struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,
+                      struct stream_app_conf *conf);
+void proc_free(struct proc *p);
+
+/* Topics the processor writes to or reads besides shop's own, to create
+ * before running (e.g. the re-keying topic); NULL-terminated list of names
+ * that must have as many partitions as its inputs.  The returned strings are
+ * views into p. */
+const char *const *proc_internal_topics(struct proc *p);
+
+/* Counters for the closing summary. */
+struct proc_counts {
+    long long events, duplicates, deadletters, alerts, results;
+};
+void proc_counts(const struct proc *p, struct proc_counts *out);
+
+#endif
