@@ -303,6 +303,16 @@ int cmd_simulate(int argc, char **argv)
         shop_sink_producer_conf(conf);
         if (!(producer = client_handle_new(CMD, RD_KAFKA_PRODUCER, conf)))
             goto out;
+        {
+            const struct rd_kafka_metadata *md;
+
+            /* Fill the producer's metadata cache now: otherwise the first
+             * event of each topic waits for librdkafka's one-second topic
+             * scan to learn the leaders (measured: a 1 s stall at start). */
+            if (rd_kafka_metadata(producer, 1, NULL, &md, co.timeout_ms) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                rd_kafka_metadata_destroy(md);
+        }
         sink = shop_sink_kafka(producer); /* takes producer */
     }
     if (!sink) {
@@ -385,7 +395,8 @@ int cmd_simulate(int argc, char **argv)
             fprintf(stderr, CMD ": %lld of %lld events could not be delivered: %s", fin.failed,
                     fin.emitted, fin.first_error[0] ? fin.first_error : "unknown error");
             if (!to_stdout && client_last_error(last, sizeof last))
-                fprintf(stderr, " (%s, last error: %s)", co.bootstrap, last);
+                fprintf(stderr, " (is the cluster at %s up? last client error: %s)", co.bootstrap,
+                        last);
             fputs(".\n", stderr);
             goto out;
         }

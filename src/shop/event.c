@@ -19,37 +19,43 @@
 
 #include "common/alloc.h"
 
-static const char *const type_names[SHOP_EV__COUNT] = {
-    [SHOP_EV_ORDER_CREATED] = "order_created",
-    [SHOP_EV_ORDER_PAID] = "order_paid",
-    [SHOP_EV_ORDER_SHIPPED] = "order_shipped",
-    [SHOP_EV_ORDER_DELIVERED] = "order_delivered",
-    [SHOP_EV_ORDER_CANCELLED] = "order_cancelled",
-    [SHOP_EV_PAGE_VIEW] = "page_view",
-    [SHOP_EV_PRODUCT_VIEW] = "product_view",
-    [SHOP_EV_SEARCH] = "search",
-    [SHOP_EV_ADD_TO_CART] = "add_to_cart",
-    [SHOP_EV_REMOVE_FROM_CART] = "remove_from_cart",
-    [SHOP_EV_CHECKOUT] = "checkout",
-    [SHOP_EV_PURCHASE] = "purchase",
-    [SHOP_EV_RETURN_REQUESTED] = "return_requested",
-    [SHOP_EV_RETURN_APPROVED] = "return_approved",
-    [SHOP_EV_RETURN_REJECTED] = "return_rejected",
-    [SHOP_EV_RETURN_RECEIVED] = "return_received",
-    [SHOP_EV_REFUND_ISSUED] = "refund_issued",
+/* Names with their lengths, so matching a "type" costs no strlen. */
+static const struct {
+    const char *name;
+    size_t len;
+} type_names[SHOP_EV__COUNT] = {
+#define TN(t, s) [t] = {s, sizeof s - 1}
+    TN(SHOP_EV_ORDER_CREATED, "order_created"),
+    TN(SHOP_EV_ORDER_PAID, "order_paid"),
+    TN(SHOP_EV_ORDER_SHIPPED, "order_shipped"),
+    TN(SHOP_EV_ORDER_DELIVERED, "order_delivered"),
+    TN(SHOP_EV_ORDER_CANCELLED, "order_cancelled"),
+    TN(SHOP_EV_PAGE_VIEW, "page_view"),
+    TN(SHOP_EV_PRODUCT_VIEW, "product_view"),
+    TN(SHOP_EV_SEARCH, "search"),
+    TN(SHOP_EV_ADD_TO_CART, "add_to_cart"),
+    TN(SHOP_EV_REMOVE_FROM_CART, "remove_from_cart"),
+    TN(SHOP_EV_CHECKOUT, "checkout"),
+    TN(SHOP_EV_PURCHASE, "purchase"),
+    TN(SHOP_EV_RETURN_REQUESTED, "return_requested"),
+    TN(SHOP_EV_RETURN_APPROVED, "return_approved"),
+    TN(SHOP_EV_RETURN_REJECTED, "return_rejected"),
+    TN(SHOP_EV_RETURN_RECEIVED, "return_received"),
+    TN(SHOP_EV_REFUND_ISSUED, "refund_issued"),
+#undef TN
 };
 
 const char *shop_event_type_name(enum shop_event_type t)
 {
     if (t <= SHOP_EV_UNKNOWN || t >= SHOP_EV__COUNT)
         return NULL;
-    return type_names[t];
+    return type_names[t].name;
 }
 
 enum shop_event_type shop_event_type_parse(const char *s, size_t n)
 {
     for (int t = 1; t < SHOP_EV__COUNT; t++)
-        if (strlen(type_names[t]) == n && memcmp(type_names[t], s, n) == 0)
+        if (type_names[t].len == n && type_names[t].name[0] == s[0] && memcmp(type_names[t].name, s, n) == 0)
             return (enum shop_event_type)t;
     return SHOP_EV_UNKNOWN;
 }

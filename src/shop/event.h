@@ -16,8 +16,10 @@
  *                    optional where not listed.
  * Integers (ts, amount, qty, price) must be JSON integers >= 0 (qty > 0);
  * money is in minor units.  Unknown members are ignored, so producers may add
- * fields.  A record that fails any rule is rejected with a one-line reason,
- * which the processors put in shop.deadletter. */
+ * fields.  Known members are checked whatever the type (a string "amount" on
+ * a page_view is an error).  A member given as null counts as absent; a member
+ * given twice keeps its last value.  A record that fails any rule is rejected
+ * with a one-line reason, which the processors put in shop.deadletter. */
 #ifndef SHOPSTREAM_EVENT_H
 #define SHOPSTREAM_EVENT_H
 
@@ -37,7 +39,7 @@
 
 /* Limits on one event (a longer one is rejected, not truncated). */
 #define SHOP_MAX_EVENT_BYTES (1 << 20)
-#define SHOP_MAX_ITEMS 1000
+#define SHOP_MAX_ITEMS 4096
 #define SHOP_MAX_ID_BYTES 256   /* id, order_id, user_id, ... */
 
 enum shop_event_type {
@@ -86,7 +88,10 @@ struct shop_item {
 };
 
 /* One event.  After shop_event_parse, every view points into storage owned
- * by the struct and stays valid until the next parse or shop_event_free. */
+ * by the struct and stays valid until the next parse or shop_event_free.
+ * Writers (simulate, replay) may instead fill the fields by hand with views
+ * of their own memory and pass the struct to shop_event_write; init sets
+ * amount and price to -1 (absent). */
 struct shop_event {
     enum shop_event_type type;
     struct shop_str id;
@@ -107,10 +112,14 @@ struct shop_event {
 void shop_event_init(struct shop_event *ev);
 void shop_event_free(struct shop_event *ev);
 
-/* Parses and validates one event from json[0..len).  Returns 0, or -1 with a
- * one-line reason written to reason[0..reason_size) such as
- * "not valid JSON at byte 17: expected ':'", "unknown type \"foo\"",
- * "missing field order_id", "field qty must be an integer > 0". */
+/* Parses and validates one event from json[0..len) (borrowed for the call
+ * only: every string is copied into the event's storage).  Returns 0, or -1
+ * with a one-line reason written to reason[0..reason_size) (reason may be
+ * NULL) such as "not valid JSON at byte 17: expected ':', found '1'",
+ * "unknown type \"foo\"", "missing field order_id", "field qty must be an
+ * integer > 0 (item 2)", "out of memory".  After -1 every field reads as
+ * absent.  The event's storage only grows, so once it has held the largest
+ * record, parsing does not allocate. */
 int shop_event_parse(struct shop_event *ev, const char *json, size_t len, char *reason,
                      size_t reason_size);
 
@@ -123,8 +132,8 @@ int shop_event_write(const struct shop_event *ev, struct jbuf *out);
 const char *shop_event_type_name(enum shop_event_type t);
 /* The type named by s[0..n), or SHOP_EV_UNKNOWN. */
 enum shop_event_type shop_event_type_parse(const char *s, size_t n);
-enum shop_stream shop_event_stream(enum shop_event_type t);
-/* SHOP_TOPIC_ORDERS etc. for a stream. */
+enum shop_stream shop_event_stream(enum shop_event_type t); /* ORDERS for UNKNOWN */
+/* SHOP_TOPIC_ORDERS etc. for a stream; NULL when out of range. */
 const char *shop_stream_topic(enum shop_stream s);
 /* The record key of an event: order_id for orders and aftersales, user_id
  * for clicks (a view into ev). */

@@ -558,31 +558,51 @@ void jbuf_raw(struct jbuf *b, const char *s, size_t n)
 
 static const char hexd[] = "0123456789abcdef";
 
-/* Appends s[0..n) as a quoted JSON string.  Runs of bytes that need no
- * escape are copied with one memcpy. */
+/* Bytes each input byte takes in a JSON string: 1, 2 for the short escapes
+ * (\" \\ \b \f \n \r \t), 6 for the other control characters (\u00XX). */
+static const unsigned char esc_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, /* 0x08-0x0a, 0x0c, 0x0d: short */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, /* 0x5c '\\' */
+    [0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* Appends s[0..n) as a quoted JSON string.  A first pass sizes the output
+ * exactly (so a 1 MB string does not reserve 6 MB); then runs of bytes that
+ * need no escape are copied with one memcpy.  Bytes >= 0x80 are copied as
+ * they are: the writer trusts its input to be UTF-8. */
 static void put_string(struct jbuf *b, const char *s, size_t n)
 {
-    /* Room for the worst case up front (every byte as \u00XX), so the loop
-     * below needs no checks; short strings make this cheap. */
-    if (n > (SIZE_MAX / 4 - 2) / 6) {
-        b->oom = 1;
-        return;
-    }
-    char *d = reserve(b, n * 6 + 2);
+    const unsigned char *u = (const unsigned char *)s;
+    size_t need = 2;
+    for (size_t i = 0; i < n; i++)
+        need += esc_len[u[i]];
+    char *d = reserve(b, need);
     if (!d)
         return;
-    char *d0 = d;
     *d++ = '"';
     size_t i = 0;
     while (i < n) {
         size_t j = i;
-        while (j < n && (unsigned char)s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
+        while (j < n && esc_len[u[j]] == 1)
             j++;
         memcpy(d, s + i, j - i);
         d += j - i;
         if (j == n)
             break;
-        unsigned char c = (unsigned char)s[j];
+        unsigned char c = u[j];
         *d++ = '\\';
         switch (c) {
         case '"': *d++ = '"'; break;
@@ -603,7 +623,7 @@ static void put_string(struct jbuf *b, const char *s, size_t n)
         i = j + 1;
     }
     *d++ = '"';
-    b->len += (size_t)(d - d0);
+    b->len += need;
     b->p[b->len] = 0;
 }
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "shop/proc_private.h"
 
@@ -91,9 +93,12 @@ static int deadletter_stored(struct proc *p, struct stream_ctx *c, const struct 
     struct jbuf *o = &p->aux;
     const char *oid = p->book.order_id;
     struct shop_event ev;
-    struct shop_item items[SHOP_MAX_ITEMS];
+    struct shop_item *items = xcalloc(e->nitems ? e->nitems : 1, sizeof *items);
+    int rc;
 
-    stored_event(&p->book, e, &ev, items, SHOP_MAX_ITEMS);
+    if (!items)
+        return -1;
+    stored_event(&p->book, e, &ev, items, e->nitems);
     jbuf_reset(o);
     json_w_obj_begin(o, NULL);
     json_w_cstr(o, "reason", e->reason);
@@ -103,7 +108,9 @@ static int deadletter_stored(struct proc *p, struct stream_ctx *c, const struct 
     /* The event goes in as a member holding its own JSON; the writer has no
      * call for a raw member, so the object is closed by hand. */
     jbuf_reset(&p->state);
-    if (shop_event_write(&ev, &p->state) < 0)
+    rc = shop_event_write(&ev, &p->state);
+    xfree(items);
+    if (rc < 0)
         return -1;
     jbuf_raw(o, ",\"event\":", 9);
     jbuf_raw(o, p->state.p, p->state.len);
@@ -178,6 +185,13 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
                  shop_event_type_name(p->ev.type), expected);
         return proc__deadletter(p, c, r, reason);
     }
+    /* Event time beyond the wall clock's reach would close every window
+     * and fire every SLA timer at once. */
+    if (p->ev.ts > clock_wall_ms() + PROC_MAX_FUTURE_MS) {
+        snprintf(reason, sizeof reason, "ts %lld is more than a day in the future",
+                 (long long)p->ev.ts);
+        return proc__deadletter(p, c, r, reason);
+    }
     key = shop_event_key(&p->ev);
     /* The key decides the partition, and the partition decides which task
      * holds the order: a record keyed otherwise would fork the order. */
@@ -185,6 +199,7 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
         snprintf(reason, sizeof reason, "record key does not match order_id \"%.64s\"", key.p);
         return proc__deadletter(p, c, r, reason);
     }
+    stream_event_time(c, p->ev.ts);
     load_book(p, c, key.p, key.n);
     order_book_fold(&p->book, &p->s.rules);
     was_paid_unshipped = p->book.paid_ts >= 0 && p->book.shipped_ts < 0;

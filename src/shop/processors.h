@@ -30,6 +30,8 @@ struct proc_settings {
 };
 
 #define PROC_DEFAULT_LATENESS_MS 5000
+/* Events further ahead of the wall clock than this are refused. */
+#define PROC_MAX_FUTURE_MS (24LL * 3600 * 1000)
 #define PROC_DEFAULT_REFUND_ALERT_AMOUNT 50000      /* 500.00 in minor units */
 #define PROC_DEFAULT_REFUND_WINDOW_MS (30LL * 24 * 3600 * 1000)
 

@@ -127,7 +127,8 @@ static struct strmap_slot *strmap_find(const struct strmap *m, const struct pool
 
         if (sl->key == NONE)
             return sl;
-        if (sl->hash == h && !memcmp(pl->p + sl->key, s, n) && pl->p[sl->key + n] == '\0')
+        /* strncmp stops at the stored key's NUL, so a shorter key is never read past */
+        if (sl->hash == h && !strncmp(pl->p + sl->key, s, n) && pl->p[sl->key + n] == '\0')
             return sl;
     }
 }

@@ -14,6 +14,11 @@
  * day is opts.rate: at start a pilot of PILOT_SESSIONS sessions (own
  * generator, same model code) measures how many events a session leads to,
  * counting its clicks and the order and after-sales events of its purchase.
+ * Sessions start arriving up to WARMUP_MS before the start and their clicks
+ * before it are drawn but not emitted, so a run begins in a busy shop (the
+ * first clicks seen of such a session may be mid-funnel; their purchases
+ * before the start open no order, so every order is seen from its
+ * creation).
  *
  * The funnel, the order fates and the delays are set by the constants below;
  * they aim at commonly reported e-commerce figures (about a third of

@@ -7,10 +7,13 @@
  * The model: a catalogue of products (category, log-normal price, Zipf
  * popularity), users that return with a mild skew, and sessions that arrive
  * as a Poisson process whose rate follows a diurnal curve in event time
- * (trough near 04:00 UTC, peak near 20:00 UTC).  A session walks a shopping
- * funnel on shop.clicks; a purchase opens an order whose life (payment,
- * shipping, delivery, cancellation, returns and refunds) unfolds on
- * shop.orders and shop.aftersales.  Every pending step waits in one min-heap
+ * (trough near 04:00 UTC, peak near 20:00 UTC; its mean over a day is 1, so
+ * the event rate at a given hour is the --rate times the curve there).  The
+ * shop is already busy at the start: sessions under way then show up from
+ * their next click on.  A session walks a shopping funnel on shop.clicks; a
+ * purchase opens an order whose life (payment, shipping, delivery,
+ * cancellation, returns and refunds) unfolds on shop.orders and
+ * shop.aftersales.  Every pending step waits in one min-heap
  * ordered by (ts, sequence number).
  *
  * Pacing against a wall clock and writing the events somewhere (sink.h) are
@@ -47,7 +50,7 @@ struct sim_stats {
     long long clicks;          /* shop.clicks events */
     long long order_events;    /* shop.orders events */
     long long aftersales;      /* shop.aftersales events */
-    long long sessions;        /* sessions started */
+    long long sessions;        /* sessions started, the warm-up's included */
     long long orders;          /* orders created */
     long long live_sessions;   /* sessions still walking */
     long long live_orders;     /* orders with an event still pending */

@@ -49,6 +49,7 @@ struct task {
 struct stream_ctx {
     struct stream_app *app;
     struct task *task;
+    int input;          /* input of the record being processed, else -1 */
 };
 
 struct stream_app {
@@ -463,6 +464,7 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
         restore_conf = NULL;
         rd_kafka_poll_set_consumer(app->restorer);
     }
+    app->ctx.input = -1;
     app->running = 1;
     return app;
 err:
@@ -535,15 +537,15 @@ static void handle_message(struct stream_app *app, rd_kafka_message_t *m)
     r.klen = m->key_len;
     r.value = m->payload;
     r.vlen = m->len;
-    if (r.ts > t->watermark[input]) {
-        t->watermark[input] = r.ts;
-        if (fire_timers(app, t, input) < 0)
-            return;
-    }
+    app->ctx.input = input;
     if (app->conf.process(ctx_for(app, t), &r) < 0) {
-        set_fatal(app, "the processor failed on %s [%d] offset %" PRId64, topic, m->partition, m->offset);
+        set_fatal(app, "the processor failed on %s [%d] offset %" PRId64, topic, m->partition,
+                  m->offset);
         return;
     }
+    app->ctx.input = -1;
+    if (fire_timers(app, t, input) < 0)
+        return;
     app->st.records++;
     rd_kafka_offset_store(m->rkt, m->partition, m->offset);
 }
@@ -672,6 +674,12 @@ void *stream_opaque(struct stream_ctx *c)
 int32_t stream_task(struct stream_ctx *c)
 {
     return c->task->partition;
+}
+
+void stream_event_time(struct stream_ctx *c, int64_t ts)
+{
+    if (c->input >= 0 && ts > c->task->watermark[c->input])
+        c->task->watermark[c->input] = ts;
 }
 
 int64_t stream_watermark(struct stream_ctx *c, int input)

@@ -14,10 +14,12 @@
  *   a task is assigned, its store is restored from the changelog before any
  *   input record is processed; when revoked, it is committed and dropped.
  * - Event-time timers: each (input, partition) has a watermark, the largest
- *   record timestamp seen there.  A timer set on (input, p) at time T fires
- *   once that watermark passes T (T < watermark), before the record that
- *   moved it is processed.  Timers live in memory; a processor re-registers
- *   them from its state in the `restored` callback.
+ *   event time the processor reported there with stream_event_time (the
+ *   event's own ts field: a record timestamp is not trusted, since a
+ *   malformed record can carry any).  A timer set on (input, p) at time T
+ *   fires once that watermark passes T (T < watermark), right after the
+ *   record that moved it was processed.  Timers live in memory; a processor
+ *   re-registers them from its state in the `restored` callback.
  * - At-least-once: every commit_interval_ms the runtime writes the dirty
  *   state to the changelogs, waits until every produced record (results and
  *   changelog) is acknowledged, then commits the consumed offsets.  A crash
@@ -111,7 +113,10 @@ rd_kafka_t *stream_app_producer(struct stream_app *app);
 
 void *stream_opaque(struct stream_ctx *c);
 int32_t stream_task(struct stream_ctx *c);         /* the task's partition */
-/* The watermark of (input, current task); INT64_MIN before any record. */
+/* In process: the event time of the record being processed, which moves
+ * the watermark of its (input, task) forward. */
+void stream_event_time(struct stream_ctx *c, int64_t ts);
+/* The watermark of (input, current task); INT64_MIN before any event. */
 int64_t stream_watermark(struct stream_ctx *c, int input);
 
 /* State of the current task.  get returns a view valid until the next put or
