@@ -27,7 +27,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 TOOLS    := bin/kbench bin/mockbroker bin/test_rdkafka_roundtrip
 
-.PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench clean format
+.PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench bench-json clean format
 
 all: check-deps $(BIN)/shopstream
 
@@ -66,7 +66,7 @@ $(BUILD)/%.o: %.c
 gen:
 	python3 tools/gen_protocol.py ../shared/kafka-protocol/message src/protocol
 
-test: check-test-deps $(BIN)/shopstream $(BIN)/unit_tests bin/test_rdkafka_roundtrip
+test: check-test-deps $(BIN)/shopstream $(BIN)/unit_tests bin/test_rdkafka_roundtrip bin/mockbroker
 	./tests/run.sh
 
 check-test-deps:
@@ -86,6 +86,14 @@ test-long: test
 
 bench: bin/shopstream bin/kbench bin/mockbroker
 	./bench/broker_vs_mock.sh
+
+# Event parsing against cJSON (libcjson-dev): events/s of each and the ratio.
+bench-json: bin/json_bench
+	./bin/json_bench
+
+bin/json_bench: bench/json_bench.c src/shop/event.c src/shop/json.c src/common/alloc.c
+	@mkdir -p bin
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -o $@ $^ -lcjson -lm
 
 # libFuzzer harnesses: each tests/fuzz/fuzz_*.c is linked with the library,
 # built with clang under ASan and UBSan, and run for FUZZ_SECONDS; its corpus

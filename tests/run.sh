@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh: every test suite of `make test`, in order: unit tests, wire
 # tests (raw frames against a real broker), client tests (kcat, librdkafka,
-# kafka-python, confluent-kafka, KafkaJS).  Each suite ends with a line
+# kafka-python, confluent-kafka, KafkaJS), e-commerce tests (event sources and
+# stream processors).  Each suite ends with a line
 # "N passed, N failed"; this script adds them up and prints the total last.
 set -u
 cd "$(dirname "$0")/.."
@@ -43,6 +44,7 @@ run_suite unit "${SHOPSTREAM_UNIT_TESTS:-./bin/unit_tests}"
 run_suite wire /usr/bin/python3 tests/wire/run_wire.py
 run_suite connections /usr/bin/python3 tests/wire/test_connections.py
 run_suite clients ./tests/clients/run.sh
+run_suite shop ./tests/shop/run.sh
 
 echo
 if [ ${#failed_suites[@]} -gt 0 ]; then
