@@ -27,7 +27,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 TOOLS    := bin/kbench bin/mockbroker bin/test_rdkafka_roundtrip
 
-.PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench bench-json clean format
+.PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench bench-json bench-retail clean format
 
 all: check-deps $(BIN)/shopstream
 
@@ -86,6 +86,11 @@ test-long: test
 
 bench: bin/shopstream bin/kbench bin/mockbroker
 	./bench/broker_vs_mock.sh
+
+# The whole Online Retail file through the order processor, checked per day
+# against a direct computation from the CSV (bench/online_retail_direct.py).
+bench-retail: $(BIN)/shopstream
+	/usr/bin/python3 bench/online_retail_orders.py
 
 # Event parsing against cJSON (libcjson-dev): events/s of each and the ratio.
 bench-json: bin/json_bench
