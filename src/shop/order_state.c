@@ -76,9 +76,12 @@ int order_book_add(struct order_book *b, const struct shop_event *ev)
 {
     struct order_ev *e;
     struct shop_str aux = {NULL, 0};
+    /* Ids are kept (and stored) as C strings, so an id holding a NUL
+     * (JSON "\u0000") is compared up to it, as it will be after a reload. */
+    size_t idn = ev->id.p ? strnlen(ev->id.p, ev->id.n) : 0;
 
     for (size_t k = 0; k < b->nev; k++)
-        if (strlen(b->ev[k].id) == ev->id.n && !memcmp(b->ev[k].id, ev->id.p, ev->id.n))
+        if (strlen(b->ev[k].id) == idn && (!idn || !memcmp(b->ev[k].id, ev->id.p, idn)))
             return 1;
     if (b->nev >= ORDER_MAX_EVENTS)
         return 2;

@@ -295,6 +295,7 @@ void proc__orders_conf(struct proc *p, struct stream_app_conf *conf)
     conf->inputs[IN_AFTERSALES] = SHOP_TOPIC_AFTERSALES;
     conf->ninputs = 2;
     conf->stateful = 1;
+    conf->ordered_inputs = 2;
     conf->process = orders_process;
     conf->timer = orders_timer;
     conf->restored = orders_restored;

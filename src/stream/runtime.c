@@ -25,6 +25,7 @@
 #define FLUSH_TIMEOUT_MS 120000
 #define RESTORE_TIMEOUT_MS 120000
 #define TICK_MS 1000
+#define STREAM_MERGE_MAX 200000 /* records queued per task for the time-ordered merge */
 
 struct timer {
     int64_t at;
@@ -39,11 +40,21 @@ struct timer_heap {
     size_t n, cap;
 };
 
+/* Records of one input partition waiting for the time-ordered merge. */
+struct msg_queue {
+    rd_kafka_message_t **v;  /* ring of cap entries; owned messages */
+    size_t head, n, cap;
+    int at_eof;              /* the consumer reached the partition's end */
+};
+
 struct task {
     int32_t partition;
     struct store store;
     int64_t watermark[STREAM_MAX_INPUTS];
     struct timer_heap timers[STREAM_MAX_INPUTS];
+    struct msg_queue queue[STREAM_MAX_INPUTS]; /* ordered inputs only */
+    size_t queued;           /* records in all queues */
+    void *data;              /* the processor's, from task_open */
 };
 
 struct stream_ctx {
@@ -162,9 +173,34 @@ static void task_free(struct task *t)
     if (!t)
         return;
     store_free(&t->store);
-    for (int i = 0; i < STREAM_MAX_INPUTS; i++)
+    for (int i = 0; i < STREAM_MAX_INPUTS; i++) {
+        struct msg_queue *q = &t->queue[i];
         heap_free(&t->timers[i]);
+        /* Records not processed yet: after the committed offsets, so the
+         * partition's next owner reads them again. */
+        for (size_t k = 0; k < q->n; k++)
+            rd_kafka_message_destroy(q->v[(q->head + k) % q->cap]);
+        xfree(q->v);
+    }
     xfree(t);
+}
+
+static int queue_push(struct msg_queue *q, rd_kafka_message_t *m)
+{
+    if (q->n == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 256;
+        rd_kafka_message_t **nv = xmalloc(ncap * sizeof *nv);
+        if (!nv)
+            return -1;
+        for (size_t k = 0; k < q->n; k++)
+            nv[k] = q->v[(q->head + k) % q->cap];
+        xfree(q->v);
+        q->v = nv;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->n++) % q->cap] = m;
+    return 0;
 }
 
 static struct stream_ctx *ctx_for(struct stream_app *app, struct task *t)
@@ -351,6 +387,8 @@ static int restore_task(struct stream_app *app, struct task *t)
 static void drop_tasks(struct stream_app *app)
 {
     for (int p = 0; p < app->npartitions; p++) {
+        if (app->tasks[p] && app->tasks[p]->data && app->conf.task_close)
+            app->conf.task_close(app->tasks[p]->data);
         task_free(app->tasks[p]);
         app->tasks[p] = NULL;
     }
@@ -377,6 +415,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 break;
             }
             app->st.tasks++;
+            if (app->conf.task_open &&
+                !(app->tasks[p]->data = app->conf.task_open(ctx_for(app, app->tasks[p])))) {
+                set_fatal(app, "out of memory opening task %d", p);
+                break;
+            }
             if (app->conf.stateful && restore_task(app, app->tasks[p]) < 0)
                 break;
         }
@@ -419,7 +462,8 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
     if (rd_kafka_conf_set(consumer_conf, "group.id", conf->name, e, sizeof e) ||
         rd_kafka_conf_set(consumer_conf, "enable.auto.commit", "false", e, sizeof e) ||
         rd_kafka_conf_set(consumer_conf, "enable.auto.offset.store", "false", e, sizeof e) ||
-        rd_kafka_conf_set(consumer_conf, "partition.assignment.strategy", "range", e, sizeof e)) {
+        rd_kafka_conf_set(consumer_conf, "partition.assignment.strategy", "range", e, sizeof e) ||
+        rd_kafka_conf_set(consumer_conf, "enable.partition.eof", "true", e, sizeof e)) {
         snprintf(errstr, errsz, "consumer settings: %s", e);
         goto err;
     }
@@ -550,6 +594,78 @@ static void handle_message(struct stream_app *app, rd_kafka_message_t *m)
     rd_kafka_offset_store(m->rkt, m->partition, m->offset);
 }
 
+/* Time-ordered merge: processes queued records of task t, always the one
+ * with the smallest timestamp among the inputs' heads (ties: input order,
+ * then offset), as long as every input either has a record queued or is
+ * known to be at its end.  So a backlog is processed in event-time order
+ * whatever order the fetches returned it in, and results do not depend on
+ * which input the client happened to fetch first.  Past STREAM_MERGE_MAX
+ * queued records the head is taken anyway, to bound memory. */
+static void drain(struct stream_app *app, struct task *t)
+{
+    while (!app->fatal && app->tasks[t->partition] == t) {
+        int best = -1;
+        int64_t best_ts = 0;
+        int blocked = 0;
+
+        for (int i = 0; i < app->conf.ordered_inputs; i++) {
+            struct msg_queue *q = &t->queue[i];
+            if (!q->n) {
+                if (!q->at_eof)
+                    blocked = 1;
+                continue;
+            }
+            int64_t ts = rd_kafka_message_timestamp(q->v[q->head], NULL);
+            if (best < 0 || ts < best_ts) {
+                best = i;
+                best_ts = ts;
+            }
+        }
+        if (best < 0 || (blocked && t->queued < STREAM_MERGE_MAX))
+            return;
+        struct msg_queue *q = &t->queue[best];
+        rd_kafka_message_t *m = q->v[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        t->queued--;
+        handle_message(app, m);
+        rd_kafka_message_destroy(m);
+    }
+}
+
+/* Routes one message from the consumer: straight to processing, or through
+ * its task's merge queues when the application orders inputs by time. */
+static void dispatch(struct stream_app *app, rd_kafka_message_t *m)
+{
+    int input = m->rkt ? input_index(app, rd_kafka_topic_name(m->rkt)) : -1;
+    struct task *t = (input >= 0 && m->partition >= 0 && m->partition < app->npartitions)
+                         ? app->tasks[m->partition]
+                         : NULL;
+
+    if (input >= app->conf.ordered_inputs || !t || input < 0) {
+        handle_message(app, m);
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        t->queue[input].at_eof = 1;
+        rd_kafka_message_destroy(m);
+    } else if (m->err) {
+        handle_message(app, m);
+        rd_kafka_message_destroy(m);
+        return;
+    } else {
+        t->queue[input].at_eof = 0;
+        if (queue_push(&t->queue[input], m) < 0) {
+            set_fatal(app, "out of memory");
+            rd_kafka_message_destroy(m);
+            return;
+        }
+        t->queued++;
+    }
+    drain(app, t);
+}
+
 int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
 {
     rd_kafka_topic_partition_list_t *sub;
@@ -607,10 +723,8 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
 
     while (app->running && !app->fatal) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(app->consumer, 100);
-        if (m) {
-            handle_message(app, m);
-            rd_kafka_message_destroy(m);
-        }
+        if (m)
+            dispatch(app, m);
         rd_kafka_poll(app->producer, 0);
         int64_t now = clock_mono_ms();
         if (app->conf.tick && now - last_tick >= TICK_MS) {
@@ -674,6 +788,16 @@ void *stream_opaque(struct stream_ctx *c)
 int32_t stream_task(struct stream_ctx *c)
 {
     return c->task->partition;
+}
+
+int stream_partitions(struct stream_ctx *c)
+{
+    return c->app->npartitions;
+}
+
+void *stream_task_data(struct stream_ctx *c)
+{
+    return c->task->data;
 }
 
 void stream_event_time(struct stream_ctx *c, int64_t ts)

@@ -20,6 +20,10 @@
  *   fires once that watermark passes T (T < watermark), right after the
  *   record that moved it was processed.  Timers live in memory; a processor
  *   re-registers them from its state in the `restored` callback.
+ * - With ordered_inputs = N, a task's records of its first N inputs are
+ *   processed in timestamp order across those inputs: a record waits until every other input of the task
+ *   has a record queued or has reached its end.  A backlog of several topics
+ *   is then processed in the same order however the fetches interleaved.
  * - At-least-once: every commit_interval_ms the runtime writes the dirty
  *   state to the changelogs, waits until every produced record (results and
  *   changelog) is acknowledged, then commits the consumed offsets.  A crash
@@ -60,6 +64,8 @@ struct stream_app_conf {
     int ninputs;
     int commit_interval_ms;                 /* 0: 1000 */
     int stateful;                           /* 1: a changelog-backed store per task */
+    int ordered_inputs;                     /* the first N inputs of a task are
+                                             * merged by record timestamp (below) */
     void *opaque;                           /* handed back by stream_opaque() */
 
     /* Processes one record.  Returns 0, or -1 to stop the application
@@ -71,8 +77,15 @@ struct stream_app_conf {
     void (*restored)(struct stream_ctx *c, const void *key, size_t klen, const void *val,
                      size_t vlen);
     /* About once per second of wall time per task, and before each commit
-     * (may be NULL); for processors that emit on a wall-clock schedule. */
+     * (may be NULL); for processors that emit on a wall-clock schedule and
+     * that write their in-memory state to the store before it is committed. */
     int (*tick)(struct stream_ctx *c);
+    /* A task was created (before its store is restored) or is being dropped
+     * (after its last commit): for processors that keep per-task structures
+     * beside the store (stream_task_data).  open returns the task's data or
+     * NULL on failure; both may be NULL. */
+    void *(*task_open)(struct stream_ctx *c);
+    void (*task_close)(void *data);
 };
 
 /* Counters for status lines and metrics. */
@@ -113,6 +126,8 @@ rd_kafka_t *stream_app_producer(struct stream_app *app);
 
 void *stream_opaque(struct stream_ctx *c);
 int32_t stream_task(struct stream_ctx *c);         /* the task's partition */
+int stream_partitions(struct stream_ctx *c);       /* partitions of every input */
+void *stream_task_data(struct stream_ctx *c);      /* what task_open returned */
 /* In process: the event time of the record being processed, which moves
  * the watermark of its (input, task) forward. */
 void stream_event_time(struct stream_ctx *c, int64_t ts);
