@@ -24,12 +24,14 @@
 #define MAX_PROCS 4
 
 static const char usage_text[] =
-    "usage: shopstream process orders|aftersales|all [OPTIONS]\n"
+    "usage: shopstream process orders|aftersales|analytics|all [OPTIONS]\n"
     "\n"
     "  orders       order state machine over shop.orders and shop.aftersales:\n"
     "               shop.order-state, SLA alerts, dead letters\n"
     "  aftersales   refund anomalies per user (shop.alerts) from shop.order-state\n"
-    "  all          both, one thread each\n"
+    "  analytics    KPIs (GMV, orders, AOV, revenue, refunds, PV, UV, conversion,\n"
+    "               funnel, top products) in 1m, 1h, 1d event-time windows: shop.kpis\n"
+    "  all          all three, one thread each\n"
     "\n"
     "  --instance-id ID        static group membership (group.instance.id); a\n"
     "                          restarted instance gets its partitions back at once\n"
@@ -43,7 +45,14 @@ static const char usage_text[] =
     "  --refund-alert-amount N a user's refunds above N minor units in the window:\n"
     "                          an alert (default 50000)\n"
     "  --refund-window-days D  the refund anomaly window (default 30)\n"
-    "  --lateness MS           event-time slack before an SLA timer fires (default 5000)\n"
+    "  --lateness MS           allowed lateness of events: SLA timers wait for it, and\n"
+    "                          analytics windows close when the largest ts seen minus\n"
+    "                          it passes their end (default 5000)\n"
+    "  --finish-idle-ms MS     analytics: once every input is read to its end and\n"
+    "                          nothing new came for MS, close every window (for a\n"
+    "                          replayed dataset; later events count as late)\n"
+    "  --uv-exact-cap N        distinct users counted exactly up to N per window, then\n"
+    "                          HyperLogLog, standard error 0.81% (default 100000)\n"
     "  --commit-interval-ms MS how often results and offsets are committed (default 1000)\n"
     "\n"
     "Common client options:\n"
@@ -146,6 +155,14 @@ int cmd_process(int argc, char **argv)
             if (t < 0 || parse_i64("--lateness", v, 0, 86400LL * 1000, &n) < 0)
                 goto out;
             s.lateness_ms = n;
+        } else if (OPT("--finish-idle-ms")) {
+            if (t < 0 || parse_i64("--finish-idle-ms", v, 0, 86400LL * 1000, &n) < 0)
+                goto out;
+            s.finish_idle_ms = n;
+        } else if (OPT("--uv-exact-cap")) {
+            if (t < 0 || parse_i64("--uv-exact-cap", v, 0, 100000000, &n) < 0)
+                goto out;
+            s.uv_exact_cap = (size_t)n;
         } else if (OPT("--commit-interval-ms")) {
             if (t < 0 || parse_i64("--commit-interval-ms", v, 10, 600000, &commit_ms) < 0)
                 goto out;
@@ -166,17 +183,19 @@ int cmd_process(int argc, char **argv)
 #undef OPT
     }
     if (!kind) {
-        fprintf(stderr, "%s: say which processor: orders, aftersales or all.\n", CMD);
+        fprintf(stderr, "%s: say which processor: orders, aftersales, analytics or all.\n", CMD);
         rc = 2;
         goto out;
     }
     if (!strcmp(kind, "all")) {
         procs[nprocs++].kind = "orders";
         procs[nprocs++].kind = "aftersales";
-    } else if (!strcmp(kind, "orders") || !strcmp(kind, "aftersales")) {
+        procs[nprocs++].kind = "analytics";
+    } else if (!strcmp(kind, "orders") || !strcmp(kind, "aftersales") ||
+               !strcmp(kind, "analytics")) {
         procs[nprocs++].kind = kind;
     } else {
-        fprintf(stderr, "%s: unknown processor '%s'; expected orders, aftersales or all.\n", CMD,
+        fprintf(stderr, "%s: unknown processor '%s'; expected orders, aftersales, analytics or all.\n", CMD,
                 kind);
         rc = 2;
         goto out;

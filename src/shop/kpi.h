@@ -79,22 +79,37 @@ struct kpi_agg {
     size_t nproducts, products_cap;
 };
 
-/* Returns owned (kpi_agg_free) or NULL when out of memory. */
+/* Returns owned (kpi_agg_free) or NULL when out of memory or when window
+ * is not "1m", "1h" or "1d".  An exact set holds at most uv_exact_cap ids
+ * (0: a sketch from the first id). */
 struct kpi_agg *kpi_agg_new(const char *window, int64_t start, int64_t end, size_t uv_exact_cap);
 void kpi_agg_free(struct kpi_agg *a);
 
 /* Counts ev in a.  step is the funnel step this event made its session
- * reach (KPI_STEP_NONE if none).  Returns 0 or -1 (out of memory). */
+ * reach (KPI_STEP_NONE if none).  Returns 0 or -1 (out of memory; a stays
+ * valid but may hold part of the event).  Negative (absent) amounts count
+ * nothing; counters saturate at INT64_MAX; a product id ends at its first
+ * NUL; a currency longer than 15 bytes makes the currency "mixed".  Does
+ * not allocate once the sets and the product map have grown. */
 int kpi_agg_add(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step step);
 
-/* Adds src into dst (same window and start).  Returns 0 or -1. */
+/* Adds src into dst (same window and start; borrows src).  Returns 0, or -1
+ * when out of memory (dst stays valid, partly merged) or when the windows
+ * differ or dst == src (dst unchanged). */
 int kpi_agg_merge(struct kpi_agg *dst, const struct kpi_agg *src);
 
 /* Estimated distinct count. */
 int64_t kpi_distinct_count(const struct kpi_distinct *d);
 
-/* Binary form.  encode appends to out (0 or -1); decode returns owned or
- * NULL when the bytes are not a valid aggregate. */
+/* Binary form.  encode appends to out (0 or -1; after -1 out is as it was
+ * unless out->oom is set).  The form is canonical: exact hashes ascending,
+ * products by id ascending (bytewise), shortest varints, so equal aggregates
+ * give equal bytes.  decode borrows p[0..n) and returns owned (kpi_agg_free)
+ * or NULL when the bytes are not a valid aggregate: exactly what encode can
+ * write (so decode then encode gives the same bytes), with exact sets of at
+ * most uv_exact_cap ids, counters >= 0, registers <= 51, ids and currency
+ * UTF-8 without NUL, no product with zero views and units, no trailing
+ * bytes; or when out of memory. */
 int kpi_agg_encode(const struct kpi_agg *a, struct jbuf *out);
 struct kpi_agg *kpi_agg_decode(const void *p, size_t n, size_t uv_exact_cap);
 
@@ -111,7 +126,8 @@ struct kpi_agg *kpi_agg_decode(const void *p, size_t n, size_t uv_exact_cap);
  * returns 0 or -1. */
 int kpi_agg_write_json(const struct kpi_agg *a, int final, struct jbuf *out);
 
-/* The shop.kpis key "<window>@<start>" into buf; returns its length. */
+/* The shop.kpis key "<window>@<start>" into buf (NUL-terminated, cut to
+ * size - 1 bytes if need be); returns the length of what buf holds. */
 size_t kpi_window_key(const char *window, int64_t start, char *buf, size_t size);
 
 /* 64-bit hash of an id for the distinct sets. */

@@ -354,6 +354,13 @@ static enum order_status settled_status(const struct order_book *b)
     return ORDER_DELIVERED;
 }
 
+/* a + b for quantities (both >= 0), stopping at INT64_MAX instead of
+ * overflowing: a JSON quantity may be as large as INT64_MAX. */
+static int64_t qty_add(int64_t a, int64_t b)
+{
+    return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
 static int64_t bought_qty(const struct order_book *b, const char *product_id)
 {
     int64_t q = 0;
@@ -361,7 +368,7 @@ static int64_t bought_qty(const struct order_book *b, const char *product_id)
         return 0;
     for (size_t k = 0; k < b->created->nitems; k++)
         if (!strcmp(b->created->items[k].product_id, product_id))
-            q += b->created->items[k].qty;
+            q = qty_add(q, b->created->items[k].qty);
     return q;
 }
 
@@ -375,7 +382,7 @@ static int64_t returned_qty(const struct order_book *b, const char *product_id)
             continue;
         for (size_t j = 0; j < r->request->nitems; j++)
             if (!strcmp(r->request->items[j].product_id, product_id))
-                q += r->request->items[j].qty;
+                q = qty_add(q, r->request->items[j].qty);
     }
     return q;
 }
@@ -392,7 +399,12 @@ static void fold_order_event(struct order_book *b, struct order_ev *e)
         for (size_t k = 0; k < e->nitems; k++) {
             if (e->items[k].price < 0)
                 REJECT(e, "item %s has no price", e->items[k].product_id);
-            if (e->items[k].qty > INT64_MAX / 4 / (e->items[k].price + 1) ||
+            /* A stored book is not checked by the event parser. */
+            if (e->items[k].qty <= 0)
+                REJECT(e, "item %s has quantity %lld", e->items[k].product_id,
+                       (long long)e->items[k].qty);
+            if (e->items[k].price > INT64_MAX / 4 ||
+                e->items[k].qty > INT64_MAX / 4 / (e->items[k].price + 1) ||
                 sum > INT64_MAX / 4)
                 REJECT(e, "order amount overflows");
             sum += e->items[k].qty * e->items[k].price;
@@ -511,10 +523,12 @@ static void fold_aftersales(struct order_book *b, struct order_ev *e,
         for (size_t k = 0; k < e->nitems; k++) {
             const char *pid = e->items[k].product_id;
             int64_t want = e->items[k].qty;
+            if (want <= 0)
+                REJECT(e, "return of %lld x %s", (long long)want, pid);
             for (size_t j = 0; j < k; j++)
                 if (!strcmp(e->items[j].product_id, pid))
-                    want += e->items[j].qty;
-            if (want + returned_qty(b, pid) > bought_qty(b, pid))
+                    want = qty_add(want, e->items[j].qty);
+            if (qty_add(want, returned_qty(b, pid)) > bought_qty(b, pid))
                 REJECT(e, "return of %lld x %s, more than bought and not yet returned",
                        (long long)want, pid);
         }
@@ -578,7 +592,10 @@ void order_book_fold(struct order_book *b, const struct order_rules *rules)
 
 int64_t order_book_ship_deadline(const struct order_book *b, const struct order_rules *rules)
 {
-    return b->paid_ts >= 0 ? b->paid_ts + rules->ship_sla_ms : -1;
+    if (b->paid_ts < 0)
+        return -1;
+    /* An event time near INT64_MAX must not overflow: no deadline then. */
+    return b->paid_ts > INT64_MAX - rules->ship_sla_ms ? INT64_MAX : b->paid_ts + rules->ship_sla_ms;
 }
 
 int order_book_sla_breached(const struct order_book *b, const struct order_rules *rules,

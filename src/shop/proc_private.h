@@ -9,9 +9,11 @@
 #include "shop/processors.h"
 
 struct proc {
-    const char *kind;              /* "orders" or "aftersales" */
+    const char *kind;              /* "orders", "aftersales" or "analytics" */
     char name[200];                /* the application name */
-    char rekey_topic[256];         /* aftersales: "<name>-refunds-by-user" */
+    char rekey_topic[256];         /* the internal topic: aftersales
+                                    * "<name>-refunds-by-user", analytics
+                                    * "<name>-partials" */
     const char *internal[2];       /* proc_internal_topics */
     struct proc_settings s;
     struct shop_event ev;          /* parse buffer, reused */
@@ -33,5 +35,6 @@ int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t t
 
 void proc__orders_conf(struct proc *p, struct stream_app_conf *conf);
 void proc__aftersales_conf(struct proc *p, struct stream_app_conf *conf);
+void proc__analytics_conf(struct proc *p, struct stream_app_conf *conf);
 
 #endif

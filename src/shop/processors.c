@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "shop/kpi.h"
 #include "shop/proc_private.h"
 
 void proc_settings_default(struct proc_settings *s)
@@ -16,6 +17,7 @@ void proc_settings_default(struct proc_settings *s)
     s->refund_alert_amount = PROC_DEFAULT_REFUND_ALERT_AMOUNT;
     s->refund_window_ms = PROC_DEFAULT_REFUND_WINDOW_MS;
     s->partitions = 6;
+    s->uv_exact_cap = KPI_DEFAULT_UV_EXACT_CAP;
 }
 
 struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,
@@ -23,11 +25,12 @@ struct proc *proc_new(const char *kind, const char *app_name, const struct proc_
 {
     struct proc *p;
 
-    if (strcmp(kind, "orders") && strcmp(kind, "aftersales"))
+    if (strcmp(kind, "orders") && strcmp(kind, "aftersales") && strcmp(kind, "analytics"))
         return NULL;
     if (!(p = xcalloc(1, sizeof *p)))
         return NULL;
-    p->kind = !strcmp(kind, "orders") ? "orders" : "aftersales";
+    p->kind = !strcmp(kind, "orders") ? "orders" : !strcmp(kind, "aftersales") ? "aftersales"
+                                                                              : "analytics";
     snprintf(p->name, sizeof p->name, "%s", app_name);
     p->s = *s;
     shop_event_init(&p->ev);
@@ -40,10 +43,14 @@ struct proc *proc_new(const char *kind, const char *app_name, const struct proc_
     conf->opaque = p;
     if (p->kind[0] == 'o') {
         proc__orders_conf(p, conf);
-    } else {
+    } else if (p->kind[1] == 'f') {
         snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-refunds-by-user", p->name);
         p->internal[0] = p->rekey_topic;
         proc__aftersales_conf(p, conf);
+    } else {
+        snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-partials", p->name);
+        p->internal[0] = p->rekey_topic;
+        proc__analytics_conf(p, conf);
     }
     return p;
 }

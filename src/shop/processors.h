@@ -12,7 +12,10 @@
  *             "<name>-refunds-by-user"; stage one re-keys every accepted
  *             refund by user, stage two keeps each user's refunds of the
  *             last window and alerts (shop.alerts) when their sum passes a
- *             threshold. */
+ *             threshold.
+ * analytics   inputs shop.clicks, shop.orders, shop.aftersales and an
+ *             internal topic "<name>-partials"; KPIs of DESIGN.md in 1m, 1h
+ *             and 1d event-time windows to shop.kpis (proc_analytics.c). */
 #ifndef SHOPSTREAM_PROCESSORS_H
 #define SHOPSTREAM_PROCESSORS_H
 
@@ -27,6 +30,9 @@ struct proc_settings {
     int64_t refund_alert_amount;  /* a user's refunds above this in the window: alert */
     int64_t refund_window_ms;
     int partitions;               /* for topics created by the processors */
+    size_t uv_exact_cap;          /* analytics: distinct counts exact up to this */
+    int64_t finish_idle_ms;       /* analytics: close all windows after this long
+                                   * caught up and idle (0: never) */
 };
 
 #define PROC_DEFAULT_LATENESS_MS 5000
@@ -41,7 +47,7 @@ void proc_settings_default(struct proc_settings *s);
 struct proc;
 
 /* Fills conf (name, inputs, callbacks, opaque) for the processor `kind`
- * ("orders" or "aftersales") named app_name, and returns its state (owned:
+ * ("orders", "aftersales" or "analytics") named app_name, and returns its state (owned:
  * proc_free after the app is destroyed), or NULL if kind is unknown or
  * memory ran out. */
 struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,

@@ -43,6 +43,7 @@ struct timer_heap {
 /* Records of one input partition waiting for the time-ordered merge. */
 struct msg_queue {
     rd_kafka_message_t **v;  /* ring of cap entries; owned messages */
+    int64_t *recv_ms;        /* when each entry was received (monotonic) */
     size_t head, n, cap;
     int at_eof;              /* the consumer reached the partition's end */
 };
@@ -181,25 +182,36 @@ static void task_free(struct task *t)
         for (size_t k = 0; k < q->n; k++)
             rd_kafka_message_destroy(q->v[(q->head + k) % q->cap]);
         xfree(q->v);
+        xfree(q->recv_ms);
     }
     xfree(t);
 }
 
-static int queue_push(struct msg_queue *q, rd_kafka_message_t *m)
+static int queue_push(struct msg_queue *q, rd_kafka_message_t *m, int64_t now)
 {
     if (q->n == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 256;
         rd_kafka_message_t **nv = xmalloc(ncap * sizeof *nv);
-        if (!nv)
+        int64_t *nt = xmalloc(ncap * sizeof *nt);
+        if (!nv || !nt) {
+            xfree(nv);
+            xfree(nt);
             return -1;
-        for (size_t k = 0; k < q->n; k++)
+        }
+        for (size_t k = 0; k < q->n; k++) {
             nv[k] = q->v[(q->head + k) % q->cap];
+            nt[k] = q->recv_ms[(q->head + k) % q->cap];
+        }
         xfree(q->v);
+        xfree(q->recv_ms);
         q->v = nv;
+        q->recv_ms = nt;
         q->cap = ncap;
         q->head = 0;
     }
-    q->v[(q->head + q->n++) % q->cap] = m;
+    q->v[(q->head + q->n) % q->cap] = m;
+    q->recv_ms[(q->head + q->n) % q->cap] = now;
+    q->n++;
     return 0;
 }
 
@@ -449,6 +461,8 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
     app->conf = *conf;
     if (!app->conf.commit_interval_ms)
         app->conf.commit_interval_ms = 1000;
+    if (app->conf.merge_wait_ms <= 0)
+        app->conf.merge_wait_ms = STREAM_DEFAULT_MERGE_WAIT_MS;
     if (conf->ninputs < 1 || conf->ninputs > STREAM_MAX_INPUTS || !conf->process) {
         snprintf(errstr, errsz, "a processor needs 1 to %d inputs and a process callback",
                  STREAM_MAX_INPUTS);
@@ -603,16 +617,20 @@ static void handle_message(struct stream_app *app, rd_kafka_message_t *m)
  * queued records the head is taken anyway, to bound memory. */
 static void drain(struct stream_app *app, struct task *t)
 {
+    int64_t now = clock_mono_ms();
+
     while (!app->fatal && app->tasks[t->partition] == t) {
         int best = -1;
         int64_t best_ts = 0;
-        int blocked = 0;
+        int blocked = 0, idle = 0;
 
         for (int i = 0; i < app->conf.ordered_inputs; i++) {
             struct msg_queue *q = &t->queue[i];
             if (!q->n) {
                 if (!q->at_eof)
                     blocked = 1;
+                else
+                    idle = 1;
                 continue;
             }
             int64_t ts = rd_kafka_message_timestamp(q->v[q->head], NULL);
@@ -622,6 +640,13 @@ static void drain(struct stream_app *app, struct task *t)
             }
         }
         if (best < 0 || (blocked && t->queued < STREAM_MERGE_MAX))
+            return;
+        /* An input at its end may be about to get records written at the
+         * same time as the ones queued (the fetches of different topics
+         * come back at different moments): wait merge_wait_ms after a
+         * record was received before letting it pass an empty input. */
+        if (idle && t->queued < STREAM_MERGE_MAX &&
+            now - t->queue[best].recv_ms[t->queue[best].head] < app->conf.merge_wait_ms)
             return;
         struct msg_queue *q = &t->queue[best];
         rd_kafka_message_t *m = q->v[q->head];
@@ -656,7 +681,7 @@ static void dispatch(struct stream_app *app, rd_kafka_message_t *m)
         return;
     } else {
         t->queue[input].at_eof = 0;
-        if (queue_push(&t->queue[input], m) < 0) {
+        if (queue_push(&t->queue[input], m, clock_mono_ms()) < 0) {
             set_fatal(app, "out of memory");
             rd_kafka_message_destroy(m);
             return;
@@ -670,7 +695,7 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
 {
     rd_kafka_topic_partition_list_t *sub;
     char e[512];
-    int64_t last_commit = clock_mono_ms(), last_tick = last_commit;
+    int64_t last_commit = clock_mono_ms(), last_tick = last_commit, last_drain = last_commit;
     rd_kafka_resp_err_t err;
 
     /* Every input must have the same partition count: task p is partition p
@@ -727,6 +752,13 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
             dispatch(app, m);
         rd_kafka_poll(app->producer, 0);
         int64_t now = clock_mono_ms();
+        /* Records held back by merge_wait_ms move on without a new poll. */
+        if (app->conf.ordered_inputs && now - last_drain >= 50) {
+            last_drain = now;
+            for (int p = 0; p < app->npartitions && !app->fatal; p++)
+                if (app->tasks[p] && app->tasks[p]->queued)
+                    drain(app, app->tasks[p]);
+        }
         if (app->conf.tick && now - last_tick >= TICK_MS) {
             last_tick = now;
             for (int p = 0; p < app->npartitions && !app->fatal; p++)
@@ -798,6 +830,14 @@ int stream_partitions(struct stream_ctx *c)
 void *stream_task_data(struct stream_ctx *c)
 {
     return c->task->data;
+}
+
+int stream_caught_up(struct stream_ctx *c)
+{
+    for (int i = 0; i < c->app->conf.ordered_inputs; i++)
+        if (c->task->queue[i].n || !c->task->queue[i].at_eof)
+            return 0;
+    return 1;
 }
 
 void stream_event_time(struct stream_ctx *c, int64_t ts)

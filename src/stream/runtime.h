@@ -21,8 +21,10 @@
  *   record that moved it was processed.  Timers live in memory; a processor
  *   re-registers them from its state in the `restored` callback.
  * - With ordered_inputs = N, a task's records of its first N inputs are
- *   processed in timestamp order across those inputs: a record waits until every other input of the task
- *   has a record queued or has reached its end.  A backlog of several topics
+ *   processed in timestamp order across those inputs: a record waits until
+ *   every other input of the task has a record queued, or has reached its
+ *   end and merge_wait_ms have passed since the record came (records
+ *   written at the same time to another topic arrive a moment apart).  A backlog of several topics
  *   is then processed in the same order however the fetches interleaved.
  * - At-least-once: every commit_interval_ms the runtime writes the dirty
  *   state to the changelogs, waits until every produced record (results and
@@ -41,6 +43,7 @@
 #include <librdkafka/rdkafka.h>
 
 #define STREAM_MAX_INPUTS 8
+#define STREAM_DEFAULT_MERGE_WAIT_MS 500
 
 struct stream_app;
 struct stream_ctx;
@@ -66,6 +69,7 @@ struct stream_app_conf {
     int stateful;                           /* 1: a changelog-backed store per task */
     int ordered_inputs;                     /* the first N inputs of a task are
                                              * merged by record timestamp (below) */
+    int merge_wait_ms;                      /* 0: STREAM_DEFAULT_MERGE_WAIT_MS */
     void *opaque;                           /* handed back by stream_opaque() */
 
     /* Processes one record.  Returns 0, or -1 to stop the application
@@ -128,6 +132,9 @@ void *stream_opaque(struct stream_ctx *c);
 int32_t stream_task(struct stream_ctx *c);         /* the task's partition */
 int stream_partitions(struct stream_ctx *c);       /* partitions of every input */
 void *stream_task_data(struct stream_ctx *c);      /* what task_open returned */
+/* 1 when the task has processed every record of its ordered inputs up to
+ * their current end (nothing queued, every one at its end). */
+int stream_caught_up(struct stream_ctx *c);
 /* In process: the event time of the record being processed, which moves
  * the watermark of its (input, task) forward. */
 void stream_event_time(struct stream_ctx *c, int64_t ts);
