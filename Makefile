@@ -90,7 +90,7 @@ bench: bin/shopstream bin/kbench bin/mockbroker
 # The whole Online Retail file through the order processor, checked per day
 # against a direct computation from the CSV (bench/online_retail_direct.py).
 bench-retail: $(BIN)/shopstream
-	/usr/bin/python3 bench/online_retail_orders.py
+	/usr/bin/python3 bench/online_retail.py
 
 # Event parsing against cJSON (libcjson-dev): events/s of each and the ratio.
 bench-json: bin/json_bench

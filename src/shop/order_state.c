@@ -104,6 +104,7 @@ int order_book_add(struct order_book *b, const struct shop_event *ev)
     case SHOP_EV_ORDER_PAID: aux = ev->payment_method; break;
     case SHOP_EV_ORDER_SHIPPED: aux = ev->carrier; break;
     case SHOP_EV_ORDER_CANCELLED: aux = ev->reason; break;
+    case SHOP_EV_ORDER_CREATED: aux = ev->currency; break;
     default:
         if (shop_event_stream(ev->type) == SHOP_STREAM_AFTERSALES)
             aux = ev->return_id;
@@ -628,7 +629,10 @@ int order_book_write_json(const struct order_book *b, struct jbuf *o)
     json_w_cstr(o, "order_id", b->order_id ? b->order_id : "");
     json_w_cstr(o, "user_id", b->user_id ? b->user_id : "");
     json_w_cstr(o, "status", order_status_name(b->status));
-    json_w_cstr(o, "currency", b->currency ? b->currency : "");
+    /* The accepted order_created's currency, so that the state does not
+     * depend on which event came first. */
+    json_w_cstr(o, "currency", b->created && b->created->aux[0] ? b->created->aux
+                               : b->currency ? b->currency : "");
     json_w_int(o, "amount", b->amount);
     json_w_int(o, "paid", b->paid);
     json_w_int(o, "refunded", b->refunded);

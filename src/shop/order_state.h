@@ -32,7 +32,8 @@
  *   deadlettered), zz ts, zz amount, str id, str aux, varint nitems, per
  *   item: str product_id, zz qty, zz price.
  * (str = varint length + bytes; aux = return_id for after-sales events,
- * payment_method / carrier / reason for order events.) */
+ * currency / payment_method / carrier / reason for order_created / paid /
+ * shipped / cancelled.) */
 #ifndef SHOPSTREAM_ORDER_STATE_H
 #define SHOPSTREAM_ORDER_STATE_H
 

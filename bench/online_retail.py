@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Benchmark and check (issue 5): the whole UCI Online Retail file replayed
-through the order processor on a fresh shopstream broker.  Prints the time
-of each phase, the processor's rate, and compares per-day orders, GMV and
-refund totals from shop.order-state with online_retail_direct.py.
+"""Benchmark and check (issues 5 and 6): the whole UCI Online Retail file
+replayed on a fresh shopstream broker through the order processor and the
+analytics processor (both at once).  Prints the time of each phase and
+compares per-day orders, GMV and refund totals, from shop.order-state and
+from the final 1d windows of shop.kpis, with online_retail_direct.py.
 
-usage: bench/online_retail_orders.py [FILE]   (default ../shared/data/online_retail/online_retail.csv.zst)
+usage: bench/online_retail.py [FILE]   (default ../shared/data/online_retail/online_retail.csv.zst)
 Exit 1 when a day differs."""
 import datetime
 import json
@@ -41,6 +42,8 @@ def main():
         print("replay: %.2f s; %s" % (t_replay, r.stderr.strip().splitlines()[-1]))
         t0 = time.time()
         p = start(["process", "orders", "--bootstrap", b.bootstrap], os.path.join(work, "orders.log"))
+        a = start(["process", "analytics", "--bootstrap", b.bootstrap, "--finish-idle-ms", "2000"],
+                  os.path.join(work, "analytics.log"))
         wait_caught_up(b.bootstrap, "shopstream-orders", ["shop.orders", "shop.aftersales"], timeout=600, procs=[p])
         t_proc = time.time() - t0
         stop(p)
@@ -55,16 +58,37 @@ def main():
                 e[1] += s["amount"]
             for f in s["refunds"]:
                 got.setdefault(day(f["ts"]), [0, 0, 0])[2] += f["amount"]
-        bad = [d for d in sorted(set(want) | set(got)) if want.get(d) != got.get(d)]
+        results = [("shop.order-state", got)]
+
+        wait_caught_up(b.bootstrap, "shopstream-analytics", ["shop.clicks", "shop.orders", "shop.aftersales"],
+                       timeout=600, procs=[a])
+        deadline = time.time() + 120
+        while True:
+            kpis = {}
+            for (_p, _o, k, v, _t) in read_topic(b.bootstrap, "shop.kpis", timeout=120):
+                d = json.loads(v)
+                if d["window"] == "1d" and d["final"]:
+                    kpis[day(d["start"])] = [d["orders"], d["gmv"], d["refunds"]]
+            if len(kpis) >= len(want) or time.time() > deadline:
+                break
+            time.sleep(1)
+        print("process analytics: every 1d window final after %.2f s (with --finish-idle-ms 2000)" % (time.time() - t0))
+        stop(a)
+        results.append(("shop.kpis final 1d windows", kpis))
+
         tot = [sum(v[i] for v in want.values()) for i in range(3)]
         print("days %d, orders %d, GMV %d pence, refunds %d pence" % (len(want), tot[0], tot[1], tot[2]))
-        if bad:
-            for d in bad[:10]:
-                print("  %s: processor %s, direct %s" % (d, got.get(d), want.get(d)))
-            print("MISMATCH on %d days" % len(bad))
-            return 1
-        print("every day matches: orders, GMV and refunds equal the direct computation")
-        return 0
+        rc = 0
+        for name, got in results:
+            bad = [d for d in sorted(set(want) | set(got)) if want.get(d) != got.get(d)]
+            if bad:
+                for d in bad[:10]:
+                    print("  %s %s: processor %s, direct %s" % (name, d, got.get(d), want.get(d)))
+                print("%s: MISMATCH on %d days" % (name, len(bad)))
+                rc = 1
+            else:
+                print("%s: every day matches: orders, GMV and refunds equal the direct computation" % name)
+        return rc
     finally:
         b.stop()
 
