@@ -14,6 +14,7 @@
 
 #include "cli/client_opts.h"
 #include "cli/commands.h"
+#include "cli/process_setup.h"
 #include "common/log.h"
 #include "shop/event.h"
 #include "shop/processors.h"
@@ -62,7 +63,6 @@ static const char usage_text[] =
 
 struct running {
     const char *kind;
-    char app_name[200];
     struct proc *proc;
     struct stream_app *app;
     pthread_t thread;
@@ -96,6 +96,60 @@ static void *run_thread(void *arg)
 static int parse_i64(const char *name, const char *v, long long min, long long max, long long *out)
 {
     return client_parse_int(CMD, name, v, min, max, out);
+}
+
+int process_setup(const char *kind, const char *prefix, const char *instance,
+                  const struct proc_settings *s, int commit_ms, const struct client_opts *o,
+                  rd_kafka_t *admin, struct proc **procp, struct stream_app **appp)
+{
+    struct stream_app_conf conf;
+    rd_kafka_conf_t *cc, *pc;
+    char app_name[200], client_id[256], gi[300], err[1024];
+    const char *const *internal;
+    struct proc *proc;
+
+    snprintf(app_name, sizeof app_name, "%s-%s", prefix, kind);
+    if (!(*procp = proc = proc_new(kind, app_name, s, &conf))) {
+        fprintf(stderr, "%s: out of memory.\n", CMD);
+        return -1;
+    }
+    conf.commit_interval_ms = commit_ms;
+    /* Internal topics get the partition count of the processor's inputs. */
+    internal = proc_internal_topics(proc);
+    for (int j = 0; internal[j]; j++) {
+        int parts = stream_topic_partitions(admin, conf.inputs[0], o->timeout_ms, err, sizeof err);
+        struct stream_topic_spec spec = {internal[j], parts, -1, 0};
+        if (parts <= 0 || stream_topics_create(admin, &spec, 1, o->timeout_ms, err, sizeof err) < 0) {
+            client_report(admin, o, CMD, "cannot create the processor's topics",
+                          RD_KAFKA_RESP_ERR__FAIL, parts == 0 ? "no input topic" : err);
+            return -1;
+        }
+    }
+    snprintf(client_id, sizeof client_id, "%s%s%s", app_name, instance ? "-" : "",
+             instance ? instance : "");
+    /* A processor reads backlogs: a deep prefetch (librdkafka stops fetching
+     * a partition whose queue is above queued.min.messages and backs off) is
+     * worth 3x in throughput; -X can lower it to save memory. */
+    const char *cdefaults[9] = {"auto.offset.reset", "earliest", "client.id", client_id,
+                                "queued.min.messages", "500000"};
+    if (instance) {
+        snprintf(gi, sizeof gi, "%s-%s", app_name, instance);
+        cdefaults[6] = "group.instance.id";
+        cdefaults[7] = gi;
+    }
+    const char *pdefaults[] = {"client.id", client_id, "linger.ms", "5",
+                               "compression.codec", "lz4", NULL};
+    if (!(cc = client_conf_new(o, CMD, RD_KAFKA_CONSUMER, cdefaults)))
+        return -1;
+    if (!(pc = client_conf_new(o, CMD, RD_KAFKA_PRODUCER, pdefaults))) {
+        rd_kafka_conf_destroy(cc);
+        return -1;
+    }
+    if (!(*appp = stream_app_new(&conf, cc, pc, err, sizeof err))) {
+        fprintf(stderr, "%s %s: %s.\n", CMD, kind, err);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_process(int argc, char **argv)
@@ -210,53 +264,10 @@ int cmd_process(int argc, char **argv)
         goto out;
     }
 
-    for (int k = 0; k < nprocs; k++) {
-        struct running *r = &procs[k];
-        struct stream_app_conf conf;
-        rd_kafka_conf_t *cc, *pc;
-        char client_id[256], gi[300];
-        const char *const *internal;
-
-        snprintf(r->app_name, sizeof r->app_name, "%s-%s", prefix, r->kind);
-        if (!(r->proc = proc_new(r->kind, r->app_name, &s, &conf))) {
-            fprintf(stderr, "%s: out of memory.\n", CMD);
+    for (int k = 0; k < nprocs; k++)
+        if (process_setup(procs[k].kind, prefix, instance, &s, (int)commit_ms, &o, admin,
+                          &procs[k].proc, &procs[k].app) < 0)
             goto out;
-        }
-        conf.commit_interval_ms = (int)commit_ms;
-        /* Internal topics get the partition count of the processor's inputs. */
-        internal = proc_internal_topics(r->proc);
-        for (int j = 0; internal[j]; j++) {
-            int parts = stream_topic_partitions(admin, conf.inputs[0], o.timeout_ms, err,
-                                                sizeof err);
-            struct stream_topic_spec spec = {internal[j], parts, -1, 0};
-            if (parts <= 0 ||
-                stream_topics_create(admin, &spec, 1, o.timeout_ms, err, sizeof err) < 0) {
-                client_report(admin, &o, CMD, "cannot create the processor's topics",
-                              RD_KAFKA_RESP_ERR__FAIL, parts == 0 ? "no input topic" : err);
-                goto out;
-            }
-        }
-        snprintf(client_id, sizeof client_id, "%s%s%s", r->app_name, instance ? "-" : "",
-                 instance ? instance : "");
-        const char *cdefaults[7] = {"auto.offset.reset", "earliest", "client.id", client_id};
-        if (instance) {
-            snprintf(gi, sizeof gi, "%s-%s", r->app_name, instance);
-            cdefaults[4] = "group.instance.id";
-            cdefaults[5] = gi;
-        }
-        const char *pdefaults[] = {"client.id", client_id, "linger.ms", "5",
-                                   "compression.codec", "lz4", NULL};
-        if (!(cc = client_conf_new(&o, CMD, RD_KAFKA_CONSUMER, cdefaults)))
-            goto out;
-        if (!(pc = client_conf_new(&o, CMD, RD_KAFKA_PRODUCER, pdefaults))) {
-            rd_kafka_conf_destroy(cc);
-            goto out;
-        }
-        if (!(r->app = stream_app_new(&conf, cc, pc, err, sizeof err))) {
-            fprintf(stderr, "%s %s: %s.\n", CMD, r->kind, err);
-            goto out;
-        }
-    }
 
     {
         struct sigaction sa;

@@ -12,5 +12,6 @@ int cmd_group(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_process(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"group", cmd_group, "list, describe, reset offsets of or delete consumer groups"},
     {"simulate", cmd_simulate, "generate realistic synthetic shop traffic"},
     {"process", cmd_process, "run the stream processors (orders, aftersales, all)"},
+    {"bench", cmd_bench, "benchmarks: bench process analytics"},
     {"replay", cmd_replay, "replay a public dataset (online-retail, olist, yoochoose) as events"},
 };
 

@@ -63,6 +63,7 @@ struct window {
 
 struct session {
     char *id;                /* owned; NULL = empty slot */
+    size_t idlen;
     uint64_t hash;
     int64_t last_ts;
     uint8_t step;
@@ -181,7 +182,7 @@ static struct session *session_slot(struct task_data *d, const char *id, size_t 
 
     while (d->sessions[k].id) {
         struct session *s = &d->sessions[k];
-        if (s->hash == h && strlen(s->id) == n && !memcmp(s->id, id, n))
+        if (s->hash == h && s->idlen == n && !memcmp(s->id, id, n))
             return s;
         k = (k + 1) & mask;
     }
@@ -199,7 +200,7 @@ static int sessions_grow(struct task_data *d)
     d->sessions_cap = ncap;
     for (size_t k = 0; k < ocap; k++)
         if (old[k].id)
-            *session_slot(d, old[k].id, strlen(old[k].id), old[k].hash) = old[k];
+            *session_slot(d, old[k].id, old[k].idlen, old[k].hash) = old[k];
     xfree(old);
     return 0;
 }
@@ -216,6 +217,7 @@ static struct session *session_get(struct task_data *d, const char *id, size_t n
     if (!s->id) {
         if (!(s->id = xstrndup(id, n)))
             return NULL;
+        s->idlen = n;
         s->hash = h;
         s->step = 0;
         s->last_ts = INT64_MIN;
@@ -248,7 +250,7 @@ static int sessions_expire(struct task_data *d, struct stream_ctx *c, int64_t be
             xfree(old[k].id);
             continue;
         }
-        *session_slot(d, old[k].id, strlen(old[k].id), old[k].hash) = old[k];
+        *session_slot(d, old[k].id, old[k].idlen, old[k].hash) = old[k];
         d->nsessions++;
     }
     xfree(old);

@@ -43,7 +43,7 @@
 #include <librdkafka/rdkafka.h>
 
 #define STREAM_MAX_INPUTS 8
-#define STREAM_DEFAULT_MERGE_WAIT_MS 500
+#define STREAM_DEFAULT_MERGE_WAIT_MS 200
 
 struct stream_app;
 struct stream_ctx;
@@ -121,6 +121,8 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz);
 void stream_app_stop(struct stream_app *app);
 
 void stream_app_stats(const struct stream_app *app, struct stream_stats *out);
+/* Records processed so far; safe to call from any thread while it runs. */
+long long stream_app_records(const struct stream_app *app);
 void stream_app_destroy(struct stream_app *app);
 
 /* The producer the application uses (borrowed), e.g. to create topics. */
