@@ -301,9 +301,12 @@ int cmd_process(int argc, char **argv)
         proc_counts(r->proc, &pc);
         fprintf(stderr,
                 "%s %s: %lld records, %lld events, %lld duplicates, %lld dead letters, %lld "
-                "alerts, %lld results, %lld commits\n",
+                "alerts, %lld results, %lld commits",
                 CMD, r->kind, st.records, pc.events, pc.duplicates, pc.deadletters, pc.alerts,
                 pc.results, st.commits);
+        if (!strcmp(r->kind, "analytics"))
+            fprintf(stderr, ", %lld windows open at most", pc.peak_windows);
+        fputc('\n', stderr);
         if (r->rc < 0) {
             fprintf(stderr, "%s %s: %s.\n", CMD, r->kind, r->err);
             rc = 1;

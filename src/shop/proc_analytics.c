@@ -81,10 +81,12 @@ struct merged {
 };
 
 struct task_data {
+    struct proc *proc;       /* borrowed: counters */
     int task, ntasks;
     /* stage one */
     int64_t max_ts, wm;      /* INT64_MIN until the first event */
     int64_t wm_sent;         /* watermark last sent to stage two */
+    int64_t next_close;      /* smallest end of an open window (INT64_MAX: none) */
     struct window *windows;
     struct session *sessions;
     size_t nsessions, sessions_cap;
@@ -102,9 +104,11 @@ static void *analytics_task_open(struct stream_ctx *c)
 
     if (!d)
         return NULL;
+    d->proc = stream_opaque(c);
     d->task = stream_task(c);
     d->ntasks = stream_partitions(c);
     d->max_ts = d->wm = d->wm_sent = INT64_MIN;
+    d->next_close = INT64_MAX;
     d->last_event_ms = clock_mono_ms();
     if (!(d->task_wm = xmalloc((size_t)d->ntasks * sizeof *d->task_wm))) {
         xfree(d);
@@ -132,6 +136,7 @@ static void analytics_task_close(void *data)
         d->windows = w->next;
         kpi_agg_free(w->agg);
         xfree(w);
+        d->proc->n.open_windows--;
     }
     for (size_t k = 0; k < d->sessions_cap; k++)
         xfree(d->sessions[k].id);
@@ -171,6 +176,10 @@ static struct window *find_window(struct task_data *d, struct proc *p, int size,
     w->size = size;
     w->next = d->windows;
     d->windows = w;
+    if (++p->n.open_windows > p->n.peak_windows)
+        p->n.peak_windows = p->n.open_windows;
+    if (w->agg->end < d->next_close)
+        d->next_close = w->agg->end;
     return w;
 }
 
@@ -281,7 +290,10 @@ static enum kpi_step session_step(struct session *s, enum shop_event_type t)
 
 /* --- stage one: events ----------------------------------------------------- */
 
-static int count_event(struct proc *p, struct task_data *d, const struct shop_event *ev)
+static int flush_windows(struct proc *p, struct stream_ctx *c, struct task_data *d, int tick);
+
+static int count_event(struct proc *p, struct stream_ctx *c, struct task_data *d,
+                       const struct shop_event *ev)
 {
     enum kpi_step step = KPI_STEP_NONE;
 
@@ -299,6 +311,8 @@ static int count_event(struct proc *p, struct task_data *d, const struct shop_ev
         }
         step = session_step(s, ev->type);
     }
+    if (d->wm != INT64_MIN && d->wm >= d->next_close && flush_windows(p, c, d, 0) < 0)
+        return -1;
     for (int z = 0; z < NSIZES; z++) {
         int64_t start = window_start(ev->ts, z);
         struct window *w;
@@ -358,15 +372,31 @@ static int save_window(struct proc *p, struct stream_ctx *c, const struct window
 
 /* Sends changed windows, closes the ones the watermark passed, sends the
  * watermark, and saves sessions: stage one's part of a tick. */
-static int stage_one_tick(struct proc *p, struct stream_ctx *c, struct task_data *d)
+/* Sends the watermark to every stage-two task when it moved. */
+static int send_watermark(struct proc *p, struct stream_ctx *c, struct task_data *d)
+{
+    if (d->wm == d->wm_sent)
+        return 0;
+    for (int q = 0; q < d->ntasks; q++)
+        if (send_partial(p, c, d, NULL, 0, q) < 0)
+            return -1;
+    d->wm_sent = d->wm;
+    return 0;
+}
+
+/* Sends changed windows (all of them in a tick, else only closed ones) and
+ * drops the closed ones: called in every tick, and as soon as the
+ * watermark passes the end of an open window, so that a backlog of many
+ * days is held a few windows at a time.  Then the watermark follows. */
+static int flush_windows(struct proc *p, struct stream_ctx *c, struct task_data *d, int tick)
 {
     struct window **pw = &d->windows;
-    char key[SHOP_MAX_ID_BYTES + 4];
 
+    d->next_close = INT64_MAX;
     while (*pw) {
         struct window *w = *pw;
         int closed = d->wm != INT64_MIN && w->agg->end <= d->wm;
-        if (w->dirty || closed) {
+        if ((w->dirty && tick) || closed) {
             if (send_partial(p, c, d, w, closed, -1) < 0)
                 return -1;
             w->dirty = 0;
@@ -380,22 +410,28 @@ static int stage_one_tick(struct proc *p, struct stream_ctx *c, struct task_data
             *pw = w->next;
             kpi_agg_free(w->agg);
             xfree(w);
+            p->n.open_windows--;
             continue;
         }
-        if (save_window(p, c, w) < 0)
+        if (tick && save_window(p, c, w) < 0)
             return -1;
+        if (w->agg->end < d->next_close)
+            d->next_close = w->agg->end;
         pw = &w->next;
     }
+    return send_watermark(p, c, d);
+}
+
+static int stage_one_tick(struct proc *p, struct stream_ctx *c, struct task_data *d)
+{
+    char key[SHOP_MAX_ID_BYTES + 4];
+
+    if (flush_windows(p, c, d, 1) < 0)
+        return -1;
     if (d->max_ts != INT64_MIN) {
         uint8_t v[10];
         if (stream_put(c, "t/max_ts", 8, v, varint_put_zz64(v, d->max_ts)) < 0)
             return -1;
-    }
-    if (d->wm != d->wm_sent) {
-        for (int q = 0; q < d->ntasks; q++)
-            if (send_partial(p, c, d, NULL, 0, q) < 0)
-                return -1;
-        d->wm_sent = d->wm;
     }
     if (d->wm != INT64_MIN && sessions_expire(d, c, d->max_ts - SESSION_IDLE_MS) < 0)
         return -1;
@@ -445,6 +481,9 @@ static int64_t min_task_wm(const struct task_data *d)
     return lo;
 }
 
+static int stage_two_tick(struct proc *p, struct stream_ctx *c, struct task_data *d,
+                          int allow_updates);
+
 /* Applies one partial record.  Returns 0 (also for a record it ignores as
  * malformed or stale), -1 when out of memory. */
 static int take_partial(struct proc *p, struct stream_ctx *c, struct task_data *d,
@@ -475,6 +514,9 @@ static int take_partial(struct proc *p, struct stream_ctx *c, struct task_data *
                 int sn = snprintf(skey, sizeof skey, "m/%lld", (long long)task);
                 if (stream_put(c, skey, (size_t)sn, buf, varint_put_zz64(buf, wm)) < 0)
                     return -1;
+                /* Publish what this made final at once, so that a backlog
+                 * does not pile up windows here either. */
+                return stage_two_tick(p, c, d, 0);
             }
         }
         return 0;
@@ -598,7 +640,7 @@ static int analytics_process(struct stream_ctx *c, const struct stream_record *r
     }
     stream_event_time(c, p->ev.ts);
     d->saw_event = 1;
-    return count_event(p, d, &p->ev);
+    return count_event(p, c, d, &p->ev);
 }
 
 static int analytics_tick(struct stream_ctx *c)
@@ -656,6 +698,10 @@ static void analytics_restored(struct stream_ctx *c, const void *key, size_t kle
         w->size = size;
         w->next = d->windows;
         d->windows = w;
+        if (++p->n.open_windows > p->n.peak_windows)
+            p->n.peak_windows = p->n.open_windows;
+        if (agg->end < d->next_close)
+            d->next_close = agg->end;
     } else if (klen > 2 && !memcmp(k, "s/", 2)) {
         struct session *s;
         int64_t last;

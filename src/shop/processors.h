@@ -63,6 +63,7 @@ const char *const *proc_internal_topics(struct proc *p);
 /* Counters for the closing summary. */
 struct proc_counts {
     long long events, duplicates, deadletters, alerts, results;
+    long long open_windows, peak_windows;   /* analytics: windows held in memory */
 };
 void proc_counts(const struct proc *p, struct proc_counts *out);
 
