@@ -22,6 +22,7 @@
 
 #include "cli/client_opts.h"
 #include "cli/commands.h"
+#include "cli/event_sink.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "shop/event.h"
@@ -117,10 +118,7 @@ int cmd_replay(int argc, char **argv)
     struct replay *rp = NULL;
     struct shop_sink *sink = NULL;
     struct shop_sink_stats fin;
-    rd_kafka_t *admin = NULL, *producer = NULL;
-    rd_kafka_conf_t *conf;
-    const char *defaults[32];
-    char errstr[512], timeout_str[32];
+    char errstr[512];
     long long partitions = DEFAULT_PARTITIONS, limit = -1, tmp;
     long long emitted[SHOP_EV__COUNT] = {0}, total = 0;
     double speed = 0;
@@ -244,46 +242,8 @@ int cmd_replay(int argc, char **argv)
                     st->oversized, SHOP_MAX_ITEMS);
     }
 
-    if (to_stdout) {
-        sink = shop_sink_file(stdout);
-    } else {
-        size_t d = 0;
-
-        /* The sink's producer wishes go in as defaults so that -X still wins;
-         * the delivery callback is set on the finished conf (see sink.h). */
-        for (size_t k = 0; shop_sink_producer_defaults[k] && d + 4 < sizeof defaults / sizeof *defaults;
-             k += 2) {
-            defaults[d++] = shop_sink_producer_defaults[k];
-            defaults[d++] = shop_sink_producer_defaults[k + 1];
-        }
-        if (co.timeout_given) {
-            snprintf(timeout_str, sizeof timeout_str, "%d", co.timeout_ms);
-            defaults[d++] = "message.timeout.ms";
-            defaults[d++] = timeout_str;
-        }
-        defaults[d] = NULL;
-
-        if (!(admin = client_admin_new(&co, CMD)))
-            goto out;
-        if (shop_topics_ensure(admin, (int)partitions, -1, co.timeout_ms, errstr, sizeof errstr) <
-            0) {
-            client_report(admin, &co, CMD, "could not create the shop topics",
-                          RD_KAFKA_RESP_ERR__TIMED_OUT, errstr);
-            goto out;
-        }
-        rd_kafka_destroy(admin);
-        admin = NULL;
-        if (!(conf = client_conf_new(&co, CMD, RD_KAFKA_PRODUCER, defaults)))
-            goto out;
-        shop_sink_producer_conf(conf);
-        if (!(producer = client_handle_new(CMD, RD_KAFKA_PRODUCER, conf)))
-            goto out;
-        sink = shop_sink_kafka(producer); /* takes producer */
-    }
-    if (!sink) {
-        fprintf(stderr, CMD ": out of memory.\n");
+    if (!(sink = event_sink_open(&co, CMD, to_stdout, (int)partitions)))
         goto out;
-    }
 
     client_catch_signals();
     wall0 = clock_mono_ms();
@@ -341,8 +301,6 @@ int cmd_replay(int argc, char **argv)
 out:
     if (sink)
         shop_sink_close(sink, 0, NULL);
-    if (admin)
-        rd_kafka_destroy(admin);
     replay_free(rp);
     xfree(files);
     client_opts_free(&co);

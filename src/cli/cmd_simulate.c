@@ -27,6 +27,7 @@
 
 #include "cli/client_opts.h"
 #include "cli/commands.h"
+#include "cli/event_sink.h"
 #include "common/clock.h"
 #include "shop/event.h"
 #include "shop/simulate.h"
@@ -151,11 +152,8 @@ int cmd_simulate(int argc, char **argv)
     struct shop_sink *sink = NULL;
     struct shop_sink_stats fin;
     struct counts c = {0, 0, 0, 0};
-    rd_kafka_conf_t *conf;
-    rd_kafka_t *admin = NULL, *producer;
     const char *v, *start_arg = NULL;
-    const char *defaults[32];
-    char timeout_str[32], errstr[512];
+    char errstr[512];
     long long tmp, partitions = DEFAULT_PARTITIONS;
     double duration_s = 60;
     int duration_given = 0, afap = 0, to_stdout = 0, tty, progress_shown = 0, emit_failed = 0;
@@ -262,63 +260,8 @@ int cmd_simulate(int argc, char **argv)
         goto out;
     }
 
-    if (to_stdout) {
-        sink = shop_sink_file(stdout);
-    } else {
-        size_t d = 0;
-
-        /* The order of the producer settings: client_conf_new applies
-         * bootstrap.servers and the partitioner, then `defaults`, then every
-         * -X, so the sink's wishes (idempotence, acks=all, linger, lz4) go in
-         * as defaults and the user's -X still wins over them.  The delivery
-         * report callback is not a string setting that -X could name, so
-         * shop_sink_producer_conf sets it on the finished conf, before the
-         * handle is created (a conf cannot change after that). */
-        for (size_t k = 0; shop_sink_producer_defaults[k] && d + 4 < sizeof defaults / sizeof *defaults;
-             k += 2) {
-            defaults[d++] = shop_sink_producer_defaults[k];
-            defaults[d++] = shop_sink_producer_defaults[k + 1];
-        }
-        if (co.timeout_given) {
-            snprintf(timeout_str, sizeof timeout_str, "%d", co.timeout_ms);
-            defaults[d++] = "message.timeout.ms";
-            defaults[d++] = timeout_str;
-        }
-        defaults[d] = NULL;
-
-        /* Topics first: without a cluster there is no point producing. */
-        if (!(admin = client_admin_new(&co, CMD)))
-            goto out;
-        if (shop_topics_ensure(admin, (int)partitions, -1, co.timeout_ms, errstr, sizeof errstr) <
-            0) {
-            client_report(admin, &co, CMD, "could not create the shop topics",
-                          RD_KAFKA_RESP_ERR__TIMED_OUT, errstr);
-            goto out;
-        }
-        rd_kafka_destroy(admin);
-        admin = NULL;
-
-        if (!(conf = client_conf_new(&co, CMD, RD_KAFKA_PRODUCER, defaults)))
-            goto out;
-        shop_sink_producer_conf(conf);
-        if (!(producer = client_handle_new(CMD, RD_KAFKA_PRODUCER, conf)))
-            goto out;
-        {
-            const struct rd_kafka_metadata *md;
-
-            /* Fill the producer's metadata cache now: otherwise the first
-             * event of each topic waits for librdkafka's one-second topic
-             * scan to learn the leaders (measured: a 1 s stall at start). */
-            if (rd_kafka_metadata(producer, 1, NULL, &md, co.timeout_ms) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                rd_kafka_metadata_destroy(md);
-        }
-        sink = shop_sink_kafka(producer); /* takes producer */
-    }
-    if (!sink) {
-        fprintf(stderr, CMD ": out of memory.\n");
+    if (!(sink = event_sink_open(&co, CMD, to_stdout, (int)partitions)))
         goto out;
-    }
 
     client_catch_signals();
     tty = isatty(STDERR_FILENO);
@@ -405,8 +348,6 @@ int cmd_simulate(int argc, char **argv)
 out:
     if (sink)
         shop_sink_close(sink, 0, NULL);
-    if (admin)
-        rd_kafka_destroy(admin);
     sim_free(sim);
     client_opts_free(&co);
     return rc;

@@ -608,37 +608,12 @@ static int analytics_process(struct stream_ctx *c, const struct stream_record *r
 {
     struct proc *p = stream_opaque(c);
     struct task_data *d = stream_task_data(c);
-    char reason[256];
-    struct shop_str key;
-    static const char *const topic_of[] = {SHOP_TOPIC_CLICKS, SHOP_TOPIC_ORDERS,
-                                           SHOP_TOPIC_AFTERSALES};
+    int rc;
 
     if (r->input == IN_PARTIALS)
         return r->value ? take_partial(p, c, d, r->key, r->klen, r->value, r->vlen, 0) : 0;
-    p->n.events++;
-    if (!r->value)
-        return proc__deadletter(p, c, r, "record has no value");
-    if (shop_event_parse(&p->ev, r->value, r->vlen, reason, sizeof reason) < 0)
-        return proc__deadletter(p, c, r, reason);
-    if (strcmp(shop_stream_topic(shop_event_stream(p->ev.type)), topic_of[r->input])) {
-        snprintf(reason, sizeof reason, "event type %s does not belong on %s",
-                 shop_event_type_name(p->ev.type), topic_of[r->input]);
-        return proc__deadletter(p, c, r, reason);
-    }
-    if (p->ev.ts > clock_wall_ms() + PROC_MAX_FUTURE_MS) {
-        snprintf(reason, sizeof reason, "ts %lld is more than a day in the future",
-                 (long long)p->ev.ts);
-        return proc__deadletter(p, c, r, reason);
-    }
-    key = shop_event_key(&p->ev);
-    /* Distinct users per task add up only if a user's events are in one
-     * partition, which the key decides. */
-    if (!r->key || r->klen != key.n || memcmp(r->key, key.p, key.n)) {
-        snprintf(reason, sizeof reason, "record key does not match %s \"%.64s\"",
-                 r->input == IN_CLICKS ? "user_id" : "order_id", key.p);
-        return proc__deadletter(p, c, r, reason);
-    }
-    stream_event_time(c, p->ev.ts);
+    if ((rc = proc__take_event(p, c, r)) != 0)
+        return rc < 0 ? -1 : 0;
     d->saw_event = 1;
     return count_event(p, c, d, &p->ev);
 }

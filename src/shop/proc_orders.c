@@ -170,36 +170,12 @@ static int set_sla_timer(struct proc *p, struct stream_ctx *c)
 static int orders_process(struct stream_ctx *c, const struct stream_record *r)
 {
     struct proc *p = stream_opaque(c);
-    char reason[256];
     struct shop_str key;
     int rc, was_paid_unshipped;
-    const char *expected = r->input == IN_ORDERS ? SHOP_TOPIC_ORDERS : SHOP_TOPIC_AFTERSALES;
 
-    p->n.events++;
-    if (!r->value)
-        return proc__deadletter(p, c, r, "record has no value");
-    if (shop_event_parse(&p->ev, r->value, r->vlen, reason, sizeof reason) < 0)
-        return proc__deadletter(p, c, r, reason);
-    if (strcmp(shop_stream_topic(shop_event_stream(p->ev.type)), expected)) {
-        snprintf(reason, sizeof reason, "event type %s does not belong on %s",
-                 shop_event_type_name(p->ev.type), expected);
-        return proc__deadletter(p, c, r, reason);
-    }
-    /* Event time beyond the wall clock's reach would close every window
-     * and fire every SLA timer at once. */
-    if (p->ev.ts > clock_wall_ms() + PROC_MAX_FUTURE_MS) {
-        snprintf(reason, sizeof reason, "ts %lld is more than a day in the future",
-                 (long long)p->ev.ts);
-        return proc__deadletter(p, c, r, reason);
-    }
+    if ((rc = proc__take_event(p, c, r)) != 0)
+        return rc < 0 ? -1 : 0;
     key = shop_event_key(&p->ev);
-    /* The key decides the partition, and the partition decides which task
-     * holds the order: a record keyed otherwise would fork the order. */
-    if (!r->key || r->klen != key.n || memcmp(r->key, key.p, key.n)) {
-        snprintf(reason, sizeof reason, "record key does not match order_id \"%.64s\"", key.p);
-        return proc__deadletter(p, c, r, reason);
-    }
-    stream_event_time(c, p->ev.ts);
     load_book(p, c, key.p, key.n);
     order_book_fold(&p->book, &p->s.rules);
     was_paid_unshipped = p->book.paid_ts >= 0 && p->book.shipped_ts < 0;

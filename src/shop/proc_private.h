@@ -30,6 +30,13 @@ struct proc {
 int proc__deadletter(struct proc *p, struct stream_ctx *c, const struct stream_record *r,
                      const char *reason);
 
+/* Parses r into p->ev and checks what every processor relies on: a valid
+ * event, on the topic of its type, not more than a day in the future, keyed
+ * by its key field.  Then it reports the event time to the runtime.
+ * Returns 0 for a good event, 1 when r went to shop.deadletter, -1 on a
+ * fatal error. */
+int proc__take_event(struct proc *p, struct stream_ctx *c, const struct stream_record *r);
+
 /* Produces an alert JSON held in p->out to shop.alerts keyed by key. */
 int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t ts);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "shop/kpi.h"
 #include "shop/proc_private.h"
 
@@ -186,4 +187,42 @@ int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t t
         return -1;
     p->n.alerts++;
     return stream_emit(c, SHOP_TOPIC_ALERTS, -1, key, strlen(key), p->out.p, p->out.len, ts);
+}
+
+int proc__take_event(struct proc *p, struct stream_ctx *c, const struct stream_record *r)
+{
+    char reason[256];
+    const char *topic;
+    struct shop_str key;
+
+    p->n.events++;
+    if (!r->value)
+        return proc__deadletter(p, c, r, "record has no value") < 0 ? -1 : 1;
+    if (shop_event_parse(&p->ev, r->value, r->vlen, reason, sizeof reason) < 0)
+        return proc__deadletter(p, c, r, reason) < 0 ? -1 : 1;
+    topic = shop_stream_topic(shop_event_stream(p->ev.type));
+    if (strcmp(topic, r->topic)) {
+        snprintf(reason, sizeof reason, "event type %s does not belong on %s",
+                 shop_event_type_name(p->ev.type), r->topic);
+        return proc__deadletter(p, c, r, reason) < 0 ? -1 : 1;
+    }
+    /* Event time beyond the wall clock's reach would close every window
+     * and fire every timer at once. */
+    if (p->ev.ts > clock_wall_ms() + PROC_MAX_FUTURE_MS) {
+        snprintf(reason, sizeof reason, "ts %lld is more than a day in the future",
+                 (long long)p->ev.ts);
+        return proc__deadletter(p, c, r, reason) < 0 ? -1 : 1;
+    }
+    /* The key decides the partition and so the task: an order keyed
+     * otherwise would fork in two, a user's distinct counts would overlap
+     * between tasks. */
+    key = shop_event_key(&p->ev);
+    if (!r->key || r->klen != key.n || memcmp(r->key, key.p, key.n)) {
+        snprintf(reason, sizeof reason, "record key does not match %s \"%.64s\"",
+                 shop_event_stream(p->ev.type) == SHOP_STREAM_CLICKS ? "user_id" : "order_id",
+                 key.p);
+        return proc__deadletter(p, c, r, reason) < 0 ? -1 : 1;
+    }
+    stream_event_time(c, p->ev.ts);
+    return 0;
 }
