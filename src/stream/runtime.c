@@ -71,6 +71,7 @@ struct stream_app {
     rd_kafka_t *consumer;          /* owned: the group member */
     rd_kafka_t *producer;          /* owned: results and changelogs */
     rd_kafka_t *restorer;          /* owned: reads changelogs back; NULL if stateless */
+    rd_kafka_t *globaler;          /* owned: reads the global input; NULL if none */
     struct task **tasks;           /* indexed by partition; NULL when not assigned */
     int npartitions;               /* of every input */
     volatile sig_atomic_t running;
@@ -454,7 +455,7 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
                                   rd_kafka_conf_t *producer_conf, char *errstr, size_t errsz)
 {
     struct stream_app *app = xcalloc(1, sizeof *app);
-    rd_kafka_conf_t *restore_conf = NULL;
+    rd_kafka_conf_t *restore_conf = NULL, *global_conf = NULL;
     char e[512];
 
     if (!app) {
@@ -474,6 +475,8 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
     snprintf(app->changelog, sizeof app->changelog, "%s%s", conf->name, CHANGELOG_SUFFIX);
     if (conf->stateful)
         restore_conf = rd_kafka_conf_dup(consumer_conf);
+    if (conf->global_input)
+        global_conf = rd_kafka_conf_dup(consumer_conf);
 
     /* What the runtime's guarantees rest on; the user's -X cannot undo it. */
     if (rd_kafka_conf_set(consumer_conf, "group.id", conf->name, e, sizeof e) ||
@@ -525,6 +528,23 @@ struct stream_app *stream_app_new(const struct stream_app_conf *conf,
         restore_conf = NULL;
         rd_kafka_poll_set_consumer(app->restorer);
     }
+    if (global_conf) {
+        char gid[300];
+        snprintf(gid, sizeof gid, "%s-global", conf->name);
+        if (rd_kafka_conf_set(global_conf, "group.id", gid, e, sizeof e) ||
+            rd_kafka_conf_set(global_conf, "enable.auto.commit", "false", e, sizeof e) ||
+            rd_kafka_conf_set(global_conf, "enable.partition.eof", "true", e, sizeof e)) {
+            snprintf(errstr, errsz, "global consumer settings: %s", e);
+            goto err;
+        }
+        if (!(app->globaler = rd_kafka_new(RD_KAFKA_CONSUMER, global_conf, e, sizeof e))) {
+            snprintf(errstr, errsz, "global consumer: %s", e);
+            global_conf = NULL;
+            goto err;
+        }
+        global_conf = NULL;
+        rd_kafka_poll_set_consumer(app->globaler);
+    }
     app->ctx.input = -1;
     app->running = 1;
     return app;
@@ -535,6 +555,8 @@ err:
         rd_kafka_conf_destroy(producer_conf);
     if (restore_conf)
         rd_kafka_conf_destroy(restore_conf);
+    if (global_conf)
+        rd_kafka_conf_destroy(global_conf);
     stream_app_destroy(app);
     return NULL;
 }
@@ -709,6 +731,65 @@ static void dispatch(struct stream_app *app, rd_kafka_message_t *m)
     drain(app, t);
 }
 
+/* Serves up to max records of the global input without waiting.  Returns
+ * the number of partitions that reported their end. */
+static int serve_global(struct stream_app *app, int max, int timeout_ms)
+{
+    int eofs = 0;
+
+    for (int k = 0; k < max && !app->fatal; k++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(app->globaler, k ? 0 : timeout_ms);
+        if (!m)
+            break;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (m->err) {
+            log_warn("stream %s: %s: %s", app->conf.name, app->conf.global_input,
+                     rd_kafka_message_errstr(m));
+        } else {
+            struct stream_record r = {-1, app->conf.global_input, m->partition, m->offset,
+                                      rd_kafka_message_timestamp(m, NULL), m->key, m->key_len,
+                                      m->payload, m->len};
+            if (app->conf.global(app->conf.opaque, &r) < 0)
+                set_fatal(app, "the processor failed on %s", app->conf.global_input);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return eofs;
+}
+
+/* Assigns every partition of the global input from its start and reads it
+ * to its end, so that a processor starts from a complete picture. */
+static int start_global(struct stream_app *app, char *errstr, size_t errsz)
+{
+    char e[512];
+    int n = stream_topic_partitions(app->producer, app->conf.global_input, 30000, e, sizeof e);
+    rd_kafka_topic_partition_list_t *l;
+    int eofs = 0;
+    int64_t deadline = clock_mono_ms() + RESTORE_TIMEOUT_MS;
+
+    if (n <= 0) {
+        snprintf(errstr, errsz, "global input %s: %s", app->conf.global_input,
+                 n < 0 ? e : "no such topic");
+        return -1;
+    }
+    l = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(l, app->conf.global_input, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(app->globaler, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (eofs < n && !app->fatal && app->running) {
+        if (clock_mono_ms() > deadline) {
+            snprintf(errstr, errsz, "reading %s to its end timed out", app->conf.global_input);
+            return -1;
+        }
+        eofs += serve_global(app, 10000, 200);
+    }
+    log_info("stream %s: read %s to its end", app->conf.name, app->conf.global_input);
+    return app->fatal ? -1 : 0;
+}
+
 int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
 {
     rd_kafka_topic_partition_list_t *sub;
@@ -754,6 +835,8 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
             return -1;
         }
     }
+    if (app->globaler && start_global(app, errstr, errsz) < 0)
+        return -1;
     sub = rd_kafka_topic_partition_list_new(app->conf.ninputs);
     for (int i = 0; i < app->conf.ninputs; i++)
         rd_kafka_topic_partition_list_add(sub, app->conf.inputs[i], RD_KAFKA_PARTITION_UA);
@@ -780,6 +863,8 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
             if (app->fatal || !app->running)
                 break;
         }
+        if (app->globaler)
+            serve_global(app, POLL_BATCH, 0);
         rd_kafka_poll(app->producer, 0);
         int64_t now = app->now_ms = clock_mono_ms();
         /* Records held back by merge_wait_ms move on without a new poll. */
@@ -838,6 +923,10 @@ void stream_app_destroy(struct stream_app *app)
         rd_kafka_destroy(app->consumer);
     if (app->restorer)
         rd_kafka_destroy(app->restorer);
+    if (app->globaler) {
+        rd_kafka_consumer_close(app->globaler);
+        rd_kafka_destroy(app->globaler);
+    }
     if (app->producer) {
         rd_kafka_flush(app->producer, 10000);
         rd_kafka_destroy(app->producer);

@@ -84,6 +84,13 @@ struct stream_app_conf {
      * (may be NULL); for processors that emit on a wall-clock schedule and
      * that write their in-memory state to the store before it is committed. */
     int (*tick)(struct stream_ctx *c);
+    /* A topic every instance reads whole (all partitions, from the start,
+     * outside the group), e.g. the observations a shared model learns
+     * from; NULL for none.  Its records reach `global` between input
+     * records, in each partition's order; at start the topic is read to its
+     * end before any input record.  Nothing of it is committed. */
+    const char *global_input;
+    int (*global)(void *opaque, const struct stream_record *r);
     /* A task was created (before its store is restored) or is being dropped
      * (after its last commit): for processors that keep per-task structures
      * beside the store (stream_task_data).  open returns the task's data or
