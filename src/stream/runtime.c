@@ -73,6 +73,7 @@ struct stream_app {
     rd_kafka_t *restorer;          /* owned: reads changelogs back; NULL if stateless */
     rd_kafka_t *globaler;          /* owned: reads the global input; NULL if none */
     struct task **tasks;           /* indexed by partition; NULL when not assigned */
+    int64_t *next_offset;          /* [input * npartitions + p]: to commit, -1 none */
     int npartitions;               /* of every input */
     volatile sig_atomic_t running;
     int fatal;                     /* a failure that forbids committing */
@@ -303,7 +304,17 @@ static int commit_all(struct stream_app *app)
     }
     if (app->fatal)
         return -1;
-    err = rd_kafka_commit(app->consumer, NULL, 0);
+    rd_kafka_topic_partition_list_t *offs =
+        rd_kafka_topic_partition_list_new(app->conf.ninputs * app->npartitions);
+    for (int i = 0; i < app->conf.ninputs; i++)
+        for (int p = 0; p < app->npartitions; p++) {
+            int64_t *o = &app->next_offset[i * app->npartitions + p];
+            if (*o >= 0 && app->tasks[p])
+                rd_kafka_topic_partition_list_add(offs, app->conf.inputs[i], p)->offset = *o;
+            *o = -1;
+        }
+    err = offs->cnt ? rd_kafka_commit(app->consumer, offs, 0) : RD_KAFKA_RESP_ERR__NO_OFFSET;
+    rd_kafka_topic_partition_list_destroy(offs);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         /* Not fatal: the records after the last commit are processed again,
          * which processors tolerate. */
@@ -402,6 +413,10 @@ static int restore_task(struct stream_app *app, struct task *t)
 
 static void drop_tasks(struct stream_app *app)
 {
+    /* Offsets of records of dropped tasks are not committed by this
+     * instance any more (commit_all ran before, when it could). */
+    for (int k = 0; k < app->conf.ninputs * app->npartitions; k++)
+        app->next_offset[k] = -1;
     for (int p = 0; p < app->npartitions; p++) {
         if (app->tasks[p] && app->tasks[p]->data && app->conf.task_close)
             app->conf.task_close(app->tasks[p]->data);
@@ -645,7 +660,9 @@ static void handle_message(struct stream_app *app, rd_kafka_message_t *m)
         return;
     /* Only this thread writes it; stream_app_records reads it elsewhere. */
     __atomic_store_n(&app->st.records, app->st.records + 1, __ATOMIC_RELAXED);
-    rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+    /* The next offset to commit; handed to the consumer only at commit time
+     * (storing per record took a lock per record). */
+    app->next_offset[input * app->npartitions + m->partition] = m->offset + 1;
 }
 
 /* Time-ordered merge: processes queued records of task t, always the one
@@ -818,6 +835,13 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
         }
         app->npartitions = n;
     }
+    if (!(app->next_offset = xmalloc((size_t)(app->conf.ninputs * app->npartitions) *
+                                     sizeof *app->next_offset))) {
+        snprintf(errstr, errsz, "out of memory");
+        return -1;
+    }
+    for (int k = 0; k < app->conf.ninputs * app->npartitions; k++)
+        app->next_offset[k] = -1;
     if (!(app->tasks = xcalloc((size_t)app->npartitions, sizeof *app->tasks))) {
         snprintf(errstr, errsz, "out of memory");
         return -1;
@@ -919,6 +943,7 @@ void stream_app_destroy(struct stream_app *app)
         drop_tasks(app);
         xfree(app->tasks);
     }
+    xfree(app->next_offset);
     if (app->consumer)
         rd_kafka_destroy(app->consumer);
     if (app->restorer)
