@@ -1,4 +1,4 @@
-/* cmd_bench.c: `shopstream bench process analytics`: the analytics
+/* cmd_bench.c: `shopstream bench process analytics|recommend`: a
  * processor's throughput on this machine, as one line of JSON.
  *
  * Without --bootstrap it starts a private broker (this binary, on a free
@@ -12,7 +12,12 @@
  *    "events_per_sec":E,"cpu_seconds":C,"events_per_cpu_sec":EC,
  *    "max_rss_kb":M}
  * events_per_cpu_sec is the per-core figure: events for each second of CPU
- * the processor used.  Produce, consume and end-to-end benchmarks of the
+ * the processor used.  For recommend the clock stops once the model has
+ * also learnt every observation (through the global input), and the line
+ * adds "learnt", "learn_p99_us" and "answer_p99_us" (p99 of the time to
+ * learn one event and to compute one user's recommendations, measured in
+ * the processor; histogram buckets are powers of two, so the figure is the
+ * bucket's upper bound).  Produce, consume and end-to-end benchmarks of the
  * broker are `make bench` (bench/broker_vs_mock.sh). */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,10 +46,12 @@
 extern char **environ;
 
 static const char usage_text[] =
-    "usage: shopstream bench process analytics [--events N] [--partitions P] [--bootstrap HOST:PORT]\n"
+    "usage: shopstream bench process analytics|recommend [--events N] [--partitions P]\n"
+    "                                                    [--bootstrap HOST:PORT]\n"
     "\n"
-    "Measures the analytics processor over a backlog of simulated events and prints\n"
-    "one line of JSON: events/s of wall time and events per CPU-second (per core).\n"
+    "Measures a processor over a backlog of simulated events and prints one line of\n"
+    "JSON: events/s of wall time and events per CPU-second (per core); for recommend\n"
+    "also the p99 time to learn one event and to answer for one user.\n"
     "\n"
     "  --events N      events to simulate (default 2000000)\n"
     "  --partitions P  partitions of the shop topics (default 2, one per core)\n"
@@ -164,7 +171,8 @@ int cmd_bench(int argc, char **argv)
     struct proc_settings s;
 
     client_opts_init(&o);
-    if (argc < 3 || strcmp(argv[1], "process") || strcmp(argv[2], "analytics")) {
+    if (argc < 3 || strcmp(argv[1], "process") ||
+        (strcmp(argv[2], "analytics") && strcmp(argv[2], "recommend"))) {
         int help = argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
         fputs(usage_text, help ? stdout : stderr);
         client_opts_free(&o);
@@ -243,7 +251,8 @@ int cmd_bench(int argc, char **argv)
     proc_settings_default(&s);
     s.partitions = (int)partitions;
     snprintf(prefix, sizeof prefix, "bench-%d-%lld", (int)getpid(), (long long)clock_wall_ms());
-    if (process_setup("analytics", prefix, NULL, &s, 1000, &o, admin, &proc, &at.app) < 0)
+    const char *kind = argv[2];
+    if (process_setup(kind, prefix, NULL, &s, 1000, &o, admin, &proc, &at.app) < 0)
         goto out;
     pthread_t th;
     double cpu0 = cpu_seconds();
@@ -254,6 +263,25 @@ int cmd_bench(int argc, char **argv)
     }
     while (stream_app_records(at.app) < target && at.rc == 0)
         usleep(2000);
+    if (!strcmp(kind, "recommend")) {
+        /* Learnt once every observation made of the backlog reached the
+         * model through the global input. */
+        char obs[300];
+        snprintf(obs, sizeof obs, "%s-recommend-observations", prefix);
+        long long want = -1;
+        for (int tries = 0; tries < 5000 && at.rc == 0; tries++) {
+            long long have = 0;
+            for (int p = 0; p < (int)partitions; p++) {
+                int64_t lo, hi;
+                if (!rd_kafka_query_watermark_offsets(admin, obs, p, &lo, &hi, 5000))
+                    have += hi - lo;
+            }
+            if (have == want && proc_observed(proc) >= want)
+                break;
+            want = have;
+            usleep(20000);
+        }
+    }
     t1 = clock_mono_ms();
     double cpu1 = cpu_seconds();
     stream_app_stop(at.app);
@@ -266,10 +294,17 @@ int cmd_bench(int argc, char **argv)
         struct rusage ru;
         double secs = (t1 - t0) / 1000.0, cpu = cpu1 - cpu0;
         getrusage(RUSAGE_SELF, &ru);
-        printf("{\"bench\":\"process analytics\",\"events\":%lld,\"partitions\":%lld,"
+        printf("{\"bench\":\"process %s\",\"events\":%lld,\"partitions\":%lld,"
                "\"seconds\":%.3f,\"events_per_sec\":%.0f,\"cpu_seconds\":%.3f,"
-               "\"events_per_cpu_sec\":%.0f,\"max_rss_kb\":%ld}\n",
-               target, partitions, secs, target / secs, cpu, target / cpu, ru.ru_maxrss);
+               "\"events_per_cpu_sec\":%.0f,\"max_rss_kb\":%ld",
+               kind, target, partitions, secs, target / secs, cpu, target / cpu, ru.ru_maxrss);
+        if (!strcmp(kind, "recommend")) {
+            int64_t obs_p99, ans_p99;
+            proc_recommend_latency(proc, &obs_p99, &ans_p99);
+            printf(",\"learnt\":%lld,\"learn_p99_us\":%.1f,\"answer_p99_us\":%.1f",
+                   proc_observed(proc), obs_p99 / 1000.0, ans_p99 / 1000.0);
+        }
+        printf("}\n");
     }
     rc = 0;
 out:

@@ -22,17 +22,19 @@
 #include "stream/topics.h"
 
 #define CMD "shopstream process"
-#define MAX_PROCS 4
+#define MAX_PROCS 4 /* orders, aftersales, analytics, recommend */
 
 static const char usage_text[] =
-    "usage: shopstream process orders|aftersales|analytics|all [OPTIONS]\n"
+    "usage: shopstream process orders|aftersales|analytics|recommend|all [OPTIONS]\n"
     "\n"
     "  orders       order state machine over shop.orders and shop.aftersales:\n"
     "               shop.order-state, SLA alerts, dead letters\n"
     "  aftersales   refund anomalies per user (shop.alerts) from shop.order-state\n"
     "  analytics    KPIs (GMV, orders, AOV, revenue, refunds, PV, UV, conversion,\n"
     "               funnel, top products) in 1m, 1h, 1d event-time windows: shop.kpis\n"
-    "  all          all three, one thread each\n"
+    "  recommend    products viewed/bought together and per-user recommendations,\n"
+    "               learnt as events arrive: shop.recs\n"
+    "  all          all four, one thread each\n"
     "\n"
     "  --instance-id ID        static group membership (group.instance.id); a\n"
     "                          restarted instance gets its partitions back at once\n"
@@ -237,7 +239,7 @@ int cmd_process(int argc, char **argv)
 #undef OPT
     }
     if (!kind) {
-        fprintf(stderr, "%s: say which processor: orders, aftersales, analytics or all.\n", CMD);
+        fprintf(stderr, "%s: say which processor: orders, aftersales, analytics, recommend or all.\n", CMD);
         rc = 2;
         goto out;
     }
@@ -245,11 +247,12 @@ int cmd_process(int argc, char **argv)
         procs[nprocs++].kind = "orders";
         procs[nprocs++].kind = "aftersales";
         procs[nprocs++].kind = "analytics";
+        procs[nprocs++].kind = "recommend";
     } else if (!strcmp(kind, "orders") || !strcmp(kind, "aftersales") ||
-               !strcmp(kind, "analytics")) {
+               !strcmp(kind, "analytics") || !strcmp(kind, "recommend")) {
         procs[nprocs++].kind = kind;
     } else {
-        fprintf(stderr, "%s: unknown processor '%s'; expected orders, aftersales, analytics or all.\n", CMD,
+        fprintf(stderr, "%s: unknown processor '%s'; expected orders, aftersales, analytics, recommend or all.\n", CMD,
                 kind);
         rc = 2;
         goto out;

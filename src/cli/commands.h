@@ -13,5 +13,6 @@ int cmd_simulate(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_process(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"process", cmd_process, "run the stream processors (orders, aftersales, all)"},
     {"bench", cmd_bench, "benchmarks: bench process analytics"},
     {"replay", cmd_replay, "replay a public dataset (online-retail, olist, yoochoose) as events"},
+    {"eval", cmd_eval, "offline evaluation: eval recommend --train FILE --test FILE [--k 20]"},
 };
 
 static void usage(FILE *f)

@@ -8,6 +8,8 @@
 #include "shop/order_state.h"
 #include "shop/processors.h"
 
+struct reco_proc;
+
 struct proc {
     const char *kind;              /* "orders", "aftersales" or "analytics" */
     char name[200];                /* the application name */
@@ -20,6 +22,7 @@ struct proc {
     struct order_book book;        /* working copy, reused */
     struct jbuf out, state, aux;   /* output buffers, reused */
     struct proc_counts n;
+    struct reco_proc *reco;        /* recommend: the model and what to publish */
 };
 
 /* Sends the record r to shop.deadletter with reason: value = a JSON object
@@ -43,5 +46,9 @@ int proc__alert(struct proc *p, struct stream_ctx *c, const char *key, int64_t t
 void proc__orders_conf(struct proc *p, struct stream_app_conf *conf);
 void proc__aftersales_conf(struct proc *p, struct stream_app_conf *conf);
 void proc__analytics_conf(struct proc *p, struct stream_app_conf *conf);
+void proc__recommend_conf(struct proc *p, struct stream_app_conf *conf);
+int proc__recommend_init(struct proc *p);
+void proc__recommend_free(struct proc *p);
+void proc__recommend_latency(const struct proc *p, int64_t *observe_p99_ns, int64_t *answer_p99_ns);
 
 #endif

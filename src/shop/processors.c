@@ -26,12 +26,14 @@ struct proc *proc_new(const char *kind, const char *app_name, const struct proc_
 {
     struct proc *p;
 
-    if (strcmp(kind, "orders") && strcmp(kind, "aftersales") && strcmp(kind, "analytics"))
+    static const char *const kinds[] = {"orders", "aftersales", "analytics", "recommend"};
+    size_t which = 0;
+
+    while (which < 4 && strcmp(kind, kinds[which]))
+        which++;
+    if (which == 4 || !(p = xcalloc(1, sizeof *p)))
         return NULL;
-    if (!(p = xcalloc(1, sizeof *p)))
-        return NULL;
-    p->kind = !strcmp(kind, "orders") ? "orders" : !strcmp(kind, "aftersales") ? "aftersales"
-                                                                              : "analytics";
+    p->kind = kinds[which];
     snprintf(p->name, sizeof p->name, "%s", app_name);
     p->s = *s;
     shop_event_init(&p->ev);
@@ -48,10 +50,18 @@ struct proc *proc_new(const char *kind, const char *app_name, const struct proc_
         snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-refunds-by-user", p->name);
         p->internal[0] = p->rekey_topic;
         proc__aftersales_conf(p, conf);
-    } else {
+    } else if (p->kind[1] == 'n') {
         snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-partials", p->name);
         p->internal[0] = p->rekey_topic;
         proc__analytics_conf(p, conf);
+    } else {
+        snprintf(p->rekey_topic, sizeof p->rekey_topic, "%s-observations", p->name);
+        p->internal[0] = p->rekey_topic;
+        if (proc__recommend_init(p) < 0) {
+            proc_free(p);
+            return NULL;
+        }
+        proc__recommend_conf(p, conf);
     }
     return p;
 }
@@ -60,6 +70,7 @@ void proc_free(struct proc *p)
 {
     if (!p)
         return;
+    proc__recommend_free(p);
     shop_event_free(&p->ev);
     order_book_free(&p->book);
     jbuf_free(&p->out);
@@ -76,6 +87,16 @@ const char *const *proc_internal_topics(struct proc *p)
 void proc_counts(const struct proc *p, struct proc_counts *out)
 {
     *out = p->n;
+}
+
+long long proc_observed(const struct proc *p)
+{
+    return __atomic_load_n(&p->n.observed, __ATOMIC_RELAXED);
+}
+
+void proc_recommend_latency(const struct proc *p, int64_t *observe_p99_ns, int64_t *answer_p99_ns)
+{
+    proc__recommend_latency(p, observe_p99_ns, answer_p99_ns);
 }
 
 /* 1 when s[0..n) is valid UTF-8 without NUL bytes (so it can be a JSON

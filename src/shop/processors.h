@@ -13,6 +13,9 @@
  *             refund by user, stage two keeps each user's refunds of the
  *             last window and alerts (shop.alerts) when their sum passes a
  *             threshold.
+ * recommend   inputs shop.clicks and shop.orders, and the global input
+ *             "<name>-observations" every instance reads whole; item-to-item
+ *             recommendations (recommend.h) to shop.recs (proc_recommend.c).
  * analytics   inputs shop.clicks, shop.orders, shop.aftersales and an
  *             internal topic "<name>-partials"; KPIs of DESIGN.md in 1m, 1h
  *             and 1d event-time windows to shop.kpis (proc_analytics.c). */
@@ -47,7 +50,7 @@ void proc_settings_default(struct proc_settings *s);
 struct proc;
 
 /* Fills conf (name, inputs, callbacks, opaque) for the processor `kind`
- * ("orders", "aftersales" or "analytics") named app_name, and returns its state (owned:
+ * ("orders", "aftersales", "analytics" or "recommend") named app_name, and returns its state (owned:
  * proc_free after the app is destroyed), or NULL if kind is unknown or
  * memory ran out. */
 struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,
@@ -64,7 +67,14 @@ const char *const *proc_internal_topics(struct proc *p);
 struct proc_counts {
     long long events, duplicates, deadletters, alerts, results;
     long long open_windows, peak_windows;   /* analytics: windows held in memory */
+    long long observed;                     /* recommend: events the model learnt */
 };
 void proc_counts(const struct proc *p, struct proc_counts *out);
+/* recommend: events the model learnt so far; safe from any thread. */
+long long proc_observed(const struct proc *p);
+
+/* recommend: p99 of the time to learn one event and to answer one user, in
+ * ns (0 before any). */
+void proc_recommend_latency(const struct proc *p, int64_t *observe_p99_ns, int64_t *answer_p99_ns);
 
 #endif

@@ -71,7 +71,7 @@
 
 /* Errors of reco_observe. */
 #define RECO_EINVAL (-1)   /* empty or too long name, bad kind, non-finite ts */
-#define RECO_ENOMEM (-2)   /* out of memory; the model is unchanged */
+#define RECO_ENOMEM (-2)   /* out of memory; the event may be partly learnt */
 
 /* The kinds of event the model learns from, with default weights. */
 enum reco_kind {

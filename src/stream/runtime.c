@@ -980,6 +980,11 @@ int stream_partitions(struct stream_ctx *c)
     return c->app->npartitions;
 }
 
+int stream_assigned(struct stream_ctx *c, int32_t partition)
+{
+    return partition >= 0 && partition < c->app->npartitions && c->app->tasks[partition];
+}
+
 void *stream_task_data(struct stream_ctx *c)
 {
     return c->task->data;
