@@ -313,7 +313,8 @@ static void top_rebuild(struct reco_model *m)
         if (m->items[i].name)
             m->cands[n++] = (struct cand){m->items[i].freq, m->items[i].name, i};
     }
-    qsort(m->cands, n, sizeof *m->cands, cand_cmp);
+    if (n > 1)
+        qsort(m->cands, n, sizeof *m->cands, cand_cmp);
     m->n_top = n < RECO_POP_TOP ? n : RECO_POP_TOP;
     for (uint32_t i = 0; i < m->n_top; i++) {
         m->top[i] = m->cands[i].id;
@@ -644,7 +645,8 @@ static size_t finish(struct reco_model *m, size_t k, double fmax, const struct e
         uint32_t id = m->touched[i];
         m->cands[i] = (struct cand){m->acc[id], m->items[id].name, id};
     }
-    qsort(m->cands, nc, sizeof *m->cands, cand_cmp);
+    if (nc > 1)
+        qsort(m->cands, nc, sizeof *m->cands, cand_cmp);
     while (n < k) {
         struct cand c, t;
         int have_t = 0;
@@ -770,7 +772,8 @@ size_t reco_similar(struct reco_model *m, const char *item, size_t k, struct rec
         if (item_live(m, nb->id, nb->gen))
             m->cands[n++] = (struct cand){pair_score(m, s, nb), m->items[nb->id].name, nb->id};
     }
-    qsort(m->cands, n, sizeof *m->cands, cand_cmp);
+    if (n > 1)
+        qsort(m->cands, n, sizeof *m->cands, cand_cmp);
     if (n > k)
         n = (uint32_t)k;
     for (uint32_t i = 0; i < n; i++)
