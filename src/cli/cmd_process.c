@@ -48,6 +48,9 @@ static const char usage_text[] =
     "  --refund-alert-amount N a user's refunds above N minor units in the window:\n"
     "                          an alert (default 50000)\n"
     "  --refund-window-days D  the refund anomaly window (default 30)\n"
+    "  --order-retention-days D orders: forget an order D days (event time) after its\n"
+    "                          newest event; its last state stays in shop.order-state\n"
+    "                          (default 90)\n"
     "  --lateness MS           allowed lateness of events: SLA timers wait for it, and\n"
     "                          analytics windows close when the largest ts seen minus\n"
     "                          it passes their end (default 5000)\n"
@@ -207,6 +210,10 @@ int cmd_process(int argc, char **argv)
             if (t < 0 || parse_i64("--refund-window-days", v, 1, 3650, &n) < 0)
                 goto out;
             s.refund_window_ms = n * 86400 * 1000;
+        } else if (OPT("--order-retention-days")) {
+            if (t < 0 || parse_i64("--order-retention-days", v, 1, 36500, &n) < 0)
+                goto out;
+            s.order_retention_ms = n * 86400 * 1000;
         } else if (OPT("--lateness")) {
             if (t < 0 || parse_i64("--lateness", v, 0, 86400LL * 1000, &n) < 0)
                 goto out;
@@ -309,6 +316,9 @@ int cmd_process(int argc, char **argv)
                 pc.results, st.commits);
         if (!strcmp(r->kind, "analytics"))
             fprintf(stderr, ", %lld windows open at most", pc.peak_windows);
+        if (!strcmp(r->kind, "orders"))
+            fprintf(stderr, ", %lld orders held, %lld forgotten", pc.orders_held,
+                    pc.orders_forgotten);
         fputc('\n', stderr);
         if (r->rc < 0) {
             fprintf(stderr, "%s %s: %s.\n", CMD, r->kind, r->err);

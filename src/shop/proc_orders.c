@@ -155,6 +155,29 @@ static int settle_rejections(struct proc *p, struct stream_ctx *c, const struct 
     return 0;
 }
 
+/* The newest event time of the book, accepted or not. */
+static int64_t newest_ts(const struct order_book *b)
+{
+    int64_t t = INT64_MIN;
+    for (size_t k = 0; k < b->nev; k++)
+        if (b->ev[k].ts > t)
+            t = b->ev[k].ts;
+    return t;
+}
+
+/* The order is forgotten (its state leaves the store; shop.order-state
+ * keeps its last value) once its partition's watermark is order_retention_ms
+ * past its newest event: well after the return window, so that only a very
+ * late event would find the order gone (and start it afresh). */
+static int set_retention_timer(struct proc *p, struct stream_ctx *c)
+{
+    int64_t t = newest_ts(&p->book);
+    if (t == INT64_MIN || t > INT64_MAX - p->s.order_retention_ms - p->s.lateness_ms)
+        return 0;
+    return stream_timer_at(c, IN_ORDERS, p->book.order_id, strlen(p->book.order_id),
+                           t + p->s.order_retention_ms);
+}
+
 static int set_sla_timer(struct proc *p, struct stream_ctx *c)
 {
     const struct order_book *b = &p->book;
@@ -177,6 +200,8 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
         return rc < 0 ? -1 : 0;
     key = shop_event_key(&p->ev);
     load_book(p, c, key.p, key.n);
+    int was_new = p->book.order_id == NULL;
+    int64_t was_newest = newest_ts(&p->book);
     order_book_fold(&p->book, &p->s.rules);
     was_paid_unshipped = p->book.paid_ts >= 0 && p->book.shipped_ts < 0;
     rc = order_book_add(&p->book, &p->ev);
@@ -194,6 +219,10 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
     if (settle_rejections(p, c, r, &rc) < 0)
         return -1;
     if (store_book(p, c) < 0 || publish_state(p, c) < 0)
+        return -1;
+    if (was_new)
+        p->n.orders_held++;
+    if (p->ev.ts > was_newest && set_retention_timer(p, c) < 0)
         return -1;
     if (!was_paid_unshipped && p->book.paid_ts >= 0 && set_sla_timer(p, c) < 0)
         return -1;
@@ -214,6 +243,12 @@ static int orders_timer(struct stream_ctx *c, int input, const void *key, size_t
     load_book(p, c, key, klen);
     if (!b->order_id)
         return 0;
+    if (stream_watermark(c, IN_ORDERS) != INT64_MIN &&
+        newest_ts(b) < stream_watermark(c, IN_ORDERS) - p->s.order_retention_ms) {
+        p->n.orders_held--;
+        p->n.orders_forgotten++;
+        return stream_del(c, key, klen);
+    }
     order_book_fold(b, &p->s.rules);
     if (settle_rejections(p, c, NULL, &changed) < 0)
         return -1;
@@ -258,7 +293,9 @@ static void orders_restored(struct stream_ctx *c, const void *key, size_t klen, 
     if (order_book_decode(&p->book, val, vlen) < 0)
         return;
     order_book_fold(&p->book, &p->s.rules);
+    p->n.orders_held++;
     set_sla_timer(p, c);
+    set_retention_timer(p, c);
     for (size_t k = 0; k < p->book.nev; k++)
         if (p->book.ev[k].rejected && !p->book.ev[k].deadlettered)
             stream_timer_at(c, IN_ORDERS, key, klen, p->book.ev[k].ts + p->s.lateness_ms);

@@ -32,6 +32,8 @@ struct proc_settings {
     int64_t lateness_ms;          /* event-time slack before an SLA timer fires */
     int64_t refund_alert_amount;  /* a user's refunds above this in the window: alert */
     int64_t refund_window_ms;
+    int64_t order_retention_ms;   /* orders: forget an order this long (event time)
+                                   * after its newest event */
     int partitions;               /* for topics created by the processors */
     size_t uv_exact_cap;          /* analytics: distinct counts exact up to this */
     int64_t finish_idle_ms;       /* analytics: close all windows after this long
@@ -43,6 +45,7 @@ struct proc_settings {
 #define PROC_MAX_FUTURE_MS (24LL * 3600 * 1000)
 #define PROC_DEFAULT_REFUND_ALERT_AMOUNT 50000      /* 500.00 in minor units */
 #define PROC_DEFAULT_REFUND_WINDOW_MS (30LL * 24 * 3600 * 1000)
+#define PROC_DEFAULT_ORDER_RETENTION_MS (90LL * 24 * 3600 * 1000)
 
 void proc_settings_default(struct proc_settings *s);
 
@@ -68,6 +71,7 @@ struct proc_counts {
     long long events, duplicates, deadletters, alerts, results;
     long long open_windows, peak_windows;   /* analytics: windows held in memory */
     long long observed;                     /* recommend: events the model learnt */
+    long long orders_held, orders_forgotten; /* orders: books in the stores, dropped */
 };
 void proc_counts(const struct proc *p, struct proc_counts *out);
 /* recommend: events the model learnt so far; safe from any thread. */
