@@ -54,6 +54,10 @@ static const char usage_text[] =
     "  --lateness MS           allowed lateness of events: SLA timers wait for it, and\n"
     "                          analytics windows close when the largest ts seen minus\n"
     "                          it passes their end (default 5000)\n"
+    "  --idle-timeout-ms MS    analytics: a task with nothing to read for MS is left out\n"
+    "                          of the watermark until it gets events again, so that\n"
+    "                          an idle partition does not hold windows back (default\n"
+    "                          30000; 0 never)\n"
     "  --finish-idle-ms MS     analytics: once every input is read to its end and\n"
     "                          nothing new came for MS, close every window (for a\n"
     "                          replayed dataset; later events count as late)\n"
@@ -218,6 +222,10 @@ int cmd_process(int argc, char **argv)
             if (t < 0 || parse_i64("--lateness", v, 0, 86400LL * 1000, &n) < 0)
                 goto out;
             s.lateness_ms = n;
+        } else if (OPT("--idle-timeout-ms")) {
+            if (t < 0 || parse_i64("--idle-timeout-ms", v, 0, 86400LL * 1000, &n) < 0)
+                goto out;
+            s.idle_timeout_ms = n;
         } else if (OPT("--finish-idle-ms")) {
             if (t < 0 || parse_i64("--finish-idle-ms", v, 0, 86400LL * 1000, &n) < 0)
                 goto out;

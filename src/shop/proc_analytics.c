@@ -96,6 +96,9 @@ struct task_data {
     int64_t last_emit_ms;
     int64_t last_event_ms;   /* monotonic time the task last had records to read */
     int saw_event;           /* an event came since the last tick */
+    int idle;                /* told stage two this task is idle */
+    int force_wm;            /* send the watermark even if it did not move */
+    unsigned char *task_idle; /* stage two: ntasks flags, 1 = idle, left out of the minimum */
 };
 
 static void *analytics_task_open(struct stream_ctx *c)
@@ -116,6 +119,11 @@ static void *analytics_task_open(struct stream_ctx *c)
     }
     for (int k = 0; k < d->ntasks; k++)
         d->task_wm[k] = INT64_MIN;
+    if (!(d->task_idle = xcalloc((size_t)d->ntasks, 1))) {
+        xfree(d->task_wm);
+        xfree(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -147,6 +155,7 @@ static void analytics_task_close(void *data)
         merged_free(m, d->ntasks);
     }
     xfree(d->task_wm);
+    xfree(d->task_idle);
     xfree(d);
 }
 
@@ -336,7 +345,7 @@ static int send_partial(struct proc *p, struct stream_ctx *c, struct task_data *
                         const struct window *w, int final, int32_t partition)
 {
     uint8_t tmp[10];
-    char hdr[2] = {PARTIAL_VERSION, (char)(w ? 0 : 1)};
+    char hdr[2] = {PARTIAL_VERSION, (char)(w ? 0 : d->idle ? 2 : 1)};
     char key[40];
     size_t klen;
 
@@ -375,8 +384,9 @@ static int save_window(struct proc *p, struct stream_ctx *c, const struct window
 /* Sends the watermark to every stage-two task when it moved. */
 static int send_watermark(struct proc *p, struct stream_ctx *c, struct task_data *d)
 {
-    if (d->wm == d->wm_sent)
+    if (d->wm == d->wm_sent && !d->force_wm)
         return 0;
+    d->force_wm = 0;
     for (int q = 0; q < d->ntasks; q++)
         if (send_partial(p, c, d, NULL, 0, q) < 0)
             return -1;
@@ -472,13 +482,15 @@ static struct merged *find_merged(struct task_data *d, const char *key, size_t k
     return m;
 }
 
+/* The watermark of stage two: the smallest of the stage-one tasks that are
+ * not idle (INT64_MIN when all are idle: nothing closes on silence). */
 static int64_t min_task_wm(const struct task_data *d)
 {
     int64_t lo = INT64_MAX;
     for (int k = 0; k < d->ntasks; k++)
-        if (d->task_wm[k] < lo)
+        if (!d->task_idle[k] && d->task_wm[k] < lo)
             lo = d->task_wm[k];
-    return lo;
+    return lo == INT64_MAX ? INT64_MIN : lo;
 }
 
 static int stage_two_tick(struct proc *p, struct stream_ctx *c, struct task_data *d,
@@ -506,13 +518,18 @@ static int take_partial(struct proc *p, struct stream_ctx *c, struct task_data *
         return 0;
     q += k;
     q++; /* final: stage two decides finality from the watermarks */
-    if (v[1] == 1) {
-        if (wm > d->task_wm[task]) {
-            d->task_wm[task] = wm;
+    if (v[1] == 1 || v[1] == 2) {
+        int idle = v[1] == 2;
+        if (wm > d->task_wm[task] || idle != d->task_idle[task]) {
+            if (wm > d->task_wm[task])
+                d->task_wm[task] = wm;
+            d->task_idle[task] = (unsigned char)idle;
             if (!restoring) {
-                uint8_t buf[10];
+                uint8_t buf[11];
+                size_t bl = varint_put_zz64(buf, d->task_wm[task]);
                 int sn = snprintf(skey, sizeof skey, "m/%lld", (long long)task);
-                if (stream_put(c, skey, (size_t)sn, buf, varint_put_zz64(buf, wm)) < 0)
+                buf[bl++] = (uint8_t)idle;
+                if (stream_put(c, skey, (size_t)sn, buf, bl) < 0)
                     return -1;
                 /* Publish what this made final at once, so that a backlog
                  * does not pile up windows here either. */
@@ -615,6 +632,10 @@ static int analytics_process(struct stream_ctx *c, const struct stream_record *r
     if ((rc = proc__take_event(p, c, r)) != 0)
         return rc < 0 ? -1 : 0;
     d->saw_event = 1;
+    if (d->idle) {
+        d->idle = 0;
+        d->force_wm = 1;
+    }
     return count_event(p, c, d, &p->ev);
 }
 
@@ -624,19 +645,29 @@ static int analytics_tick(struct stream_ctx *c)
     struct task_data *d = stream_task_data(c);
     int64_t now = clock_mono_ms();
 
-    /* --finish-idle-ms: a task that has read everything and seen nothing
-     * new for that long treats its input as ended and closes every window
-     * (a replayed dataset's last day gets its final result); events that
-     * come later are late. */
     if (d->saw_event || !stream_caught_up(c))
         d->last_event_ms = now;
     d->saw_event = 0;
-    if (p->s.finish_idle_ms > 0 && d->max_ts != INT64_MIN && d->wm < INT64_MAX / 4 &&
-        now - d->last_event_ms >= p->s.finish_idle_ms) {
+    int64_t quiet = now - d->last_event_ms;
+    if (p->s.finish_idle_ms > 0 && d->wm < INT64_MAX / 4 && quiet >= p->s.finish_idle_ms) {
+        /* --finish-idle-ms: a task that has read everything and seen
+         * nothing new for that long treats its input as ended and closes
+         * every window (a replayed dataset's last day gets its final
+         * result); events that come later are late. */
         log_info("analytics: task %d idle for %lld ms: closing every window", d->task,
                  (long long)p->s.finish_idle_ms);
         d->max_ts = INT64_MAX / 4;
         d->wm = INT64_MAX / 4;
+        d->idle = 0;
+        d->force_wm = 1;
+    } else if (p->s.idle_timeout_ms > 0 && !d->idle && d->wm < INT64_MAX / 4 &&
+               quiet >= p->s.idle_timeout_ms) {
+        /* --idle-timeout-ms: a task with nothing to read for that long
+         * tells stage two to leave it out of the watermark, so that an idle
+         * partition does not hold every other task's windows back (its
+         * later events may then be late). */
+        d->idle = 1;
+        d->force_wm = 1;
     }
 
     if (stage_one_tick(p, c, d) < 0)
@@ -701,11 +732,13 @@ static void analytics_restored(struct stream_ctx *c, const void *key, size_t kle
         memcpy(num, k + 2, klen - 2);
         num[klen - 2] = '\0';
         task = strtoll(num, NULL, 10);
+        size_t used;
         if (task < 0 || task >= d->ntasks ||
-            !varint_get_zz64(val, (const uint8_t *)val + vlen, &wm))
+            !(used = varint_get_zz64(val, (const uint8_t *)val + vlen, &wm)))
             goto bad;
         if (wm > d->task_wm[task])
             d->task_wm[task] = wm;
+        d->task_idle[task] = used < vlen && ((const uint8_t *)val)[used] == 1;
     } else if (klen > 2 && !memcmp(k, "p/", 2)) {
         /* "p/<window key>/<task>": the partial record as it came */
         const char *slash = memrchr(k, '/', klen);

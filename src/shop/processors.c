@@ -18,6 +18,7 @@ void proc_settings_default(struct proc_settings *s)
     s->refund_alert_amount = PROC_DEFAULT_REFUND_ALERT_AMOUNT;
     s->refund_window_ms = PROC_DEFAULT_REFUND_WINDOW_MS;
     s->order_retention_ms = PROC_DEFAULT_ORDER_RETENTION_MS;
+    s->idle_timeout_ms = PROC_DEFAULT_IDLE_TIMEOUT_MS;
     s->partitions = 6;
     s->uv_exact_cap = KPI_DEFAULT_UV_EXACT_CAP;
 }

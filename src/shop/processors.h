@@ -38,6 +38,8 @@ struct proc_settings {
     size_t uv_exact_cap;          /* analytics: distinct counts exact up to this */
     int64_t finish_idle_ms;       /* analytics: close all windows after this long
                                    * caught up and idle (0: never) */
+    int64_t idle_timeout_ms;      /* analytics: a task idle this long is left out of
+                                   * the watermark (0: never) */
 };
 
 #define PROC_DEFAULT_LATENESS_MS 5000
@@ -45,6 +47,7 @@ struct proc_settings {
 #define PROC_MAX_FUTURE_MS (24LL * 3600 * 1000)
 #define PROC_DEFAULT_REFUND_ALERT_AMOUNT 50000      /* 500.00 in minor units */
 #define PROC_DEFAULT_REFUND_WINDOW_MS (30LL * 24 * 3600 * 1000)
+#define PROC_DEFAULT_IDLE_TIMEOUT_MS 30000
 #define PROC_DEFAULT_ORDER_RETENTION_MS (90LL * 24 * 3600 * 1000)
 
 void proc_settings_default(struct proc_settings *s);
