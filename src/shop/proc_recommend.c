@@ -195,11 +195,21 @@ static int recommend_global(void *opaque, const struct stream_record *r)
     }
     sp1 = memchr(v, ' ', r->vlen);
     sp2 = sp1 ? memchr(sp1 + 1, ' ', r->vlen - (size_t)(sp1 + 1 - v)) : NULL;
-    if (!sp1 || !sp2 || (size_t)(v + r->vlen - (sp2 + 1)) > RECO_MAX_NAME || sp2 + 1 == v + r->vlen)
+    if (sp1 != v + 1 || !sp2 || (size_t)(v + r->vlen - (sp2 + 1)) > RECO_MAX_NAME ||
+        sp2 + 1 == v + r->vlen)
         return 0;
-    ts = strtoll(sp1 + 1, &end, 10);
-    if (end != sp2)
-        return 0;
+    {
+        /* The record is not NUL-terminated: parse a bounded copy. */
+        char num[24];
+        size_t nl = (size_t)(sp2 - (sp1 + 1));
+        if (nl == 0 || nl >= sizeof num)
+            return 0;
+        memcpy(num, sp1 + 1, nl);
+        num[nl] = '\0';
+        ts = strtoll(num, &end, 10);
+        if (end != num + nl || num[0] == ' ' || num[0] == '+' || num[0] == '-')
+            return 0;
+    }
     memcpy(user, r->key, r->klen);
     user[r->klen] = '\0';
     memcpy(item, sp2 + 1, (size_t)(v + r->vlen - (sp2 + 1)));
