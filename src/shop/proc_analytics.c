@@ -674,7 +674,7 @@ static int analytics_tick(struct stream_ctx *c)
         return -1;
     /* Updates of a window at most once a second (ticks also come before
      * every commit); finals at once. */
-    int allow = now - d->last_emit_ms >= 1000;
+    int allow = now - d->last_emit_ms >= 1000 || stream_stopping(c);
     if (allow)
         d->last_emit_ms = now;
     return stage_two_tick(p, c, d, allow);

@@ -285,7 +285,7 @@ static int recommend_tick(struct stream_ctx *c)
     int64_t now = clock_mono_ms();
     size_t n;
 
-    if (now - rp->last_round_ms < 1000)
+    if (now - rp->last_round_ms < 1000 && !stream_stopping(c))
         return 0;
     rp->last_round_ms = now;
     for (size_t k = 0; k < rp->items.cap; k++) {

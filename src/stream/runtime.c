@@ -872,23 +872,22 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
     }
 
     app->now_ms = clock_mono_ms();
-    /* Records come in batches from the consumer's queue (one lock round trip
-     * per batch instead of per record); rebalances are served in there too. */
-    rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(app->consumer);
-    rd_kafka_message_t *batch[POLL_BATCH];
     while (app->running && !app->fatal) {
         /* Records already fetched come back without waiting; the clock is
          * read once per POLL_BATCH of them (clock_gettime showed in
          * profiles). */
-        ssize_t got = rd_kafka_consume_batch_queue(rkq, 100, batch, POLL_BATCH);
-        app->now_ms = clock_mono_ms();
-        for (ssize_t k = 0; k < got; k++) {
-            if (app->fatal || !app->running) {
-                /* Not processed: after the committed offsets, so read again. */
-                rd_kafka_message_destroy(batch[k]);
-                continue;
-            }
-            dispatch(app, batch[k]);
+        /* One record per call: a rebalance is served inside the call, and
+         * nothing fetched before it can come after it (a batch call could
+         * hand back records of a revoked partition next to newer ones).
+         * Records already fetched come back without waiting; the clock is
+         * read once per POLL_BATCH of them. */
+        for (int k = 0; k < POLL_BATCH && app->running && !app->fatal; k++) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(app->consumer, k ? 0 : 100);
+            if (!m)
+                break;
+            if (!k)
+                app->now_ms = clock_mono_ms();
+            dispatch(app, m);
         }
         if (app->globaler)
             serve_global(app, POLL_BATCH, 0);
@@ -912,7 +911,6 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
             commit_all(app);
         }
     }
-    rd_kafka_queue_destroy(rkq);
     if (!app->fatal)
         commit_all(app);
     /* Leaving the group revokes (and commits) what is still assigned. */
@@ -978,6 +976,11 @@ int32_t stream_task(struct stream_ctx *c)
 int stream_partitions(struct stream_ctx *c)
 {
     return c->app->npartitions;
+}
+
+int stream_stopping(struct stream_ctx *c)
+{
+    return !c->app->running;
 }
 
 int stream_assigned(struct stream_ctx *c, int32_t partition)

@@ -141,6 +141,9 @@ void *stream_opaque(struct stream_ctx *c);
 int32_t stream_task(struct stream_ctx *c);         /* the task's partition */
 int stream_partitions(struct stream_ctx *c);       /* partitions of every input */
 int stream_assigned(struct stream_ctx *c, int32_t partition); /* 1: a task of this instance */
+/* 1 once the application is stopping: the ticks of its last commit should
+ * publish what they would otherwise hold back for rate limiting. */
+int stream_stopping(struct stream_ctx *c);
 void *stream_task_data(struct stream_ctx *c);      /* what task_open returned */
 /* 1 when the task has processed every record of its ordered inputs up to
  * their current end (nothing queued, every one at its end). */

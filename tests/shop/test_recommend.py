@@ -39,17 +39,20 @@ def main():
         procs = [start(["process", "recommend", "--bootstrap", b.bootstrap, "--partitions", "4"],
                        os.path.join(work, "recommend-%d.log" % k)) for k in range(2)]
         wait_caught_up(b.bootstrap, "shopstream-recommend", INPUTS, timeout=180, procs=procs)
+        # The model learns through the observations topic after the inputs
+        # are committed; a stop publishes whatever is still pending.
         deadline = time.time() + 60
-        users = {}
         while time.time() < deadline:
             recs = latest_by_key(read_topic(b.bootstrap, "shop.recs"))
-            users = {k[5:].decode(): json.loads(v) for k, v in recs.items() if k.startswith(b"user:")}
-            if viewed <= set(users) and b"popular" in recs:
+            if viewed <= {k[5:].decode() for k in recs if k.startswith(b"user:")} and b"popular" in recs:
                 break
             time.sleep(1)
+        time.sleep(2)
         for p in procs:
             assert stop(p) == 0, "a recommend instance did not stop cleanly"
         procs = []
+        recs = latest_by_key(read_topic(b.bootstrap, "shop.recs"))
+        users = {k[5:].decode(): json.loads(v) for k, v in recs.items() if k.startswith(b"user:")}
         missing = viewed - set(users)
         assert not missing, "%d users with views got no recommendations, e.g. %s" % (len(missing), sorted(missing)[:3])
         popular = json.loads(recs[b"popular"])["popular"]
