@@ -33,12 +33,17 @@ KEYS = 10000
 DELETED = 500
 
 
-def dir_bytes(path):
+def dir_bytes(path, sealed_only=False):
+    """Bytes of the segment files under path; with sealed_only, without each
+    partition's active (newest) segment, which compaction never touches and
+    whose fill depends on where the last roll happened."""
     total = 0
     for root, _, files in os.walk(path):
-        for f in files:
-            if f.endswith(".log"):
-                total += os.path.getsize(os.path.join(root, f))
+        logs = sorted(f for f in files if f.endswith(".log"))
+        if sealed_only and logs:
+            logs = logs[:-1]
+        for f in logs:
+            total += os.path.getsize(os.path.join(root, f))
     return total
 
 
@@ -153,20 +158,23 @@ def main():
                     p.poll(0.05)
             latest[key] = value
         p.flush(60)
-        deadline = time.time() + 30
-        while time.time() < deadline and dir_bytes(os.path.join(data, "topics", "compacted")) > produced_bytes / 2:
+        # (the cleaner backs off between passes; on a loaded machine a pass
+        # over the fresh tail can take a while, so wait generously)
+        deadline = time.time() + 90
+        cdir = os.path.join(data, "topics", "compacted")
+        while time.time() < deadline and dir_bytes(cdir, sealed_only=True) > produced_bytes / 4:
             time.sleep(0.5)
         time.sleep(2)
         reader.stop.set()
         reader.join(120)
-        after = dir_bytes(os.path.join(data, "topics", "compacted"))
+        after = dir_bytes(cdir, sealed_only=True)
         recs = read_partition(bootstrap, "compacted", "retention-final")
         total = UPDATES + DELETED + 40000
         # what is left: one record per key in the cleaned segments, plus the
         # active segment, which is never cleaned
-        result("compacted topic shrinks (%d -> %d bytes of segments, %d of %d records left)"
+        result("compacted topic shrinks (%d bytes of segments -> %d in sealed segments, %d of %d records left)"
                % (produced_bytes, after, len(recs), total),
-               None if after < produced_bytes / 2 and len(recs) < total / 5 else "it did not shrink enough")
+               None if after < produced_bytes / 4 and len(recs) < total / 5 else "it did not shrink enough")
         seen = {}
         err = None
         for off, key, value in recs:
