@@ -406,6 +406,13 @@ static void currency_see(struct kpi_agg *a, const char *c, size_t n)
 
 int kpi_agg_add(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step step)
 {
+    return kpi_agg_add_hashed(a, ev, step,
+                              ev->user_id.p ? kpi_hash(ev->user_id.p, ev->user_id.n) : 0);
+}
+
+int kpi_agg_add_hashed(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step step,
+                       uint64_t user_hash)
+{
     int clicks = 0;
     switch (ev->type) {
     case SHOP_EV_ORDER_CREATED:
@@ -454,7 +461,7 @@ int kpi_agg_add(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step st
         break;
     }
     if (clicks && ev->user_id.p) {
-        uint64_t h = kpi_hash(ev->user_id.p, ev->user_id.n);
+        uint64_t h = user_hash;
         if (dset_add(&a->uv, h, a->uv_exact_cap) < 0)
             return -1;
         if (ev->type == SHOP_EV_PURCHASE && dset_add(&a->purchasers, h, a->uv_exact_cap) < 0)

@@ -93,6 +93,11 @@ void kpi_agg_free(struct kpi_agg *a);
  * not allocate once the sets and the product map have grown. */
 int kpi_agg_add(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step step);
 
+/* kpi_agg_add with the user's kpi_hash already computed (an event goes into
+ * three windows; hashing its user once saves a third of the work). */
+int kpi_agg_add_hashed(struct kpi_agg *a, const struct shop_event *ev, enum kpi_step step,
+                       uint64_t user_hash);
+
 /* Adds src into dst (same window and start; borrows src).  Returns 0, or -1
  * when out of memory (dst stays valid, partly merged) or when the windows
  * differ or dst == src (dst unchanged). */

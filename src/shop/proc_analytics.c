@@ -322,6 +322,7 @@ static int count_event(struct proc *p, struct stream_ctx *c, struct task_data *d
     }
     if (d->wm != INT64_MIN && d->wm >= d->next_close && flush_windows(p, c, d, 0) < 0)
         return -1;
+    uint64_t uh = ev->user_id.p ? kpi_hash(ev->user_id.p, ev->user_id.n) : 0;
     for (int z = 0; z < NSIZES; z++) {
         int64_t start = window_start(ev->ts, z);
         struct window *w;
@@ -332,7 +333,8 @@ static int count_event(struct proc *p, struct stream_ctx *c, struct task_data *d
                 return -1;
             w->agg->late_events++;
         } else {
-            if (!(w = find_window(d, p, z, start, 1)) || kpi_agg_add(w->agg, ev, step) < 0)
+            if (!(w = find_window(d, p, z, start, 1)) ||
+                kpi_agg_add_hashed(w->agg, ev, step, uh) < 0)
                 return -1;
         }
         w->dirty = 1;

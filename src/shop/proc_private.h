@@ -23,6 +23,8 @@ struct proc {
     struct jbuf out, state, aux;   /* output buffers, reused */
     struct proc_counts n;
     struct reco_proc *reco;        /* recommend: the model and what to publish */
+    int64_t wall_ms;               /* wall clock, read every 1024 records */
+    unsigned wall_reads;
 };
 
 /* Sends the record r to shop.deadletter with reason: value = a JSON object
