@@ -580,7 +580,11 @@ int reco_observe(struct reco_model *m, const char *key, const char *item, enum r
     k->head = (k->head + 1) % m->p.window;
     if (k->n < m->p.window)
         k->n++;
-    if (kind == RECO_PURCHASE) {
+    int again = 0;
+    for (uint32_t i = 0; kind == RECO_PURCHASE && i < k->n_bought; i++)
+        if (k->bought[i].id == id && k->bought[i].gen == gen)
+            again = 1; /* bought before: keep the ring for distinct items */
+    if (kind == RECO_PURCHASE && !again) {
         k->bought[k->bought_head].id = id;
         k->bought[k->bought_head].gen = gen;
         k->bought_head = (k->bought_head + 1) % RECO_KEY_PURCHASES;

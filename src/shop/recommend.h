@@ -44,7 +44,7 @@
  *   - at most max_neighbours (64) neighbour entries per item (16 bytes each);
  *     a new neighbour of a full item replaces its weakest entry;
  *   - at most max_keys (100,000) keys, each with `window` (10) recent events
- *     and its last RECO_KEY_PURCHASES purchases; the least recently seen key
+ *     and its last RECO_KEY_PURCHASES distinct purchases; the least recently seen key
  *     is evicted beyond that.
  * Worst case with the defaults: about 50,000 x (64 x 16 + 120) B = 57 MB of
  * items plus 100,000 x (10 x 24 + 140) B = 38 MB of keys, plus names.
@@ -62,7 +62,7 @@
 
 /* Results asked of one query are capped at this many. */
 #define RECO_MAX_K 1000
-/* Purchases remembered per key, excluded by reco_for_key. */
+/* Distinct purchased items remembered per key, excluded by reco_for_key. */
 #define RECO_KEY_PURCHASES 16
 /* Length of the most-popular list kept up to date for the fallback. */
 #define RECO_POP_TOP 256
@@ -154,7 +154,7 @@ size_t reco_for_session(struct reco_model *m, const struct reco_event *ev, size_
                         reco_exclude_fn exclude, void *ctx, struct reco_hit *out);
 
 /* As reco_for_session with the key's own recent events (as learnt by
- * reco_observe), leaving out the key's last RECO_KEY_PURCHASES purchases and
+ * reco_observe), leaving out the key's last RECO_KEY_PURCHASES distinct purchased items and
  * whatever exclude rejects.  An unknown key gets the popular items. */
 size_t reco_for_key(struct reco_model *m, const char *key, size_t k, reco_exclude_fn exclude,
                     void *ctx, struct reco_hit *out);

@@ -881,16 +881,20 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
          * hand back records of a revoked partition next to newer ones).
          * Records already fetched come back without waiting; the clock is
          * read once per POLL_BATCH of them. */
+        int got = 0;
         for (int k = 0; k < POLL_BATCH && app->running && !app->fatal; k++) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(app->consumer, k ? 0 : 100);
+            /* With a global input the wait happens there instead, so that
+             * its backlog is not read one batch per idle 100 ms. */
+            rd_kafka_message_t *m =
+                rd_kafka_consumer_poll(app->consumer, k || app->globaler ? 0 : 100);
             if (!m)
                 break;
-            if (!k)
+            if (!got++)
                 app->now_ms = clock_mono_ms();
             dispatch(app, m);
         }
         if (app->globaler)
-            serve_global(app, POLL_BATCH, 0);
+            serve_global(app, got ? POLL_BATCH : 16 * POLL_BATCH, got ? 0 : 100);
         rd_kafka_poll(app->producer, 0);
         int64_t now = app->now_ms = clock_mono_ms();
         /* Records held back by merge_wait_ms move on without a new poll. */
