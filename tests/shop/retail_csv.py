@@ -5,21 +5,13 @@ Quantity > 0 and UnitPrice > 0) and their GMV, and the refund totals
 (C invoices: sum of |Quantity| x round(UnitPrice x 100))."""
 import csv
 import datetime
-import decimal
 import io
+import os
 import random
+import sys
 
-
-def cents(unit_price):
-    d = decimal.Decimal(unit_price) * 100
-    return int(d.quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
-
-
-def parse_date(s):
-    s = s.strip()
-    if "/" in s:
-        return datetime.datetime.strptime(s, "%m/%d/%Y %H:%M").replace(tzinfo=datetime.timezone.utc)
-    return datetime.datetime.strptime(s, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
+import online_retail_direct  # noqa: E402
 
 
 def generate(seed=1, invoices=400, days=6):
@@ -67,29 +59,9 @@ def generate(seed=1, invoices=400, days=6):
 
 
 def per_day(text):
-    """{day: [orders, gmv_cents, refund_cents]} from the CSV text."""
-    rows = csv.DictReader(io.StringIO(text))
-    inv = {}
-    order = []
-    for r in rows:
-        n = r["InvoiceNo"]
-        if n not in inv:
-            inv[n] = {"date": parse_date(r["InvoiceDate"]), "rows": []}
-            order.append(n)
-        inv[n]["rows"].append(r)
-    days = {}
-    for n in order:
-        d = inv[n]["date"].strftime("%Y-%m-%d")
-        rows = inv[n]["rows"]
-        e = days.setdefault(d, [0, 0, 0])
-        if n.startswith("C"):
-            e[2] += sum(abs(int(r["Quantity"])) * cents(r["UnitPrice"]) for r in rows)
-        else:
-            good = [r for r in rows if int(r["Quantity"]) > 0 and decimal.Decimal(r["UnitPrice"]) > 0]
-            if good:
-                e[0] += 1
-                e[1] += sum(int(r["Quantity"]) * cents(r["UnitPrice"]) for r in good)
-    return days
+    """{day: [orders, gmv_cents, refund_cents]} from the CSV text: the
+    benchmark's direct computation (bench/online_retail_direct.py)."""
+    return online_retail_direct.per_day(io.StringIO(text))
 
 
 def per_day_from_states(states):
