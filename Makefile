@@ -5,7 +5,7 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -MMD -MP
-LDLIBS   := -lrdkafka -lz -lsnappy -llz4 -lzstd -lpthread -lm
+LDLIBS   := -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthread -lm
 ifdef SANITIZE
 # GCC reports false array-bounds warnings on sanitized, inlined code
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-array-bounds -Wno-stringop-overflow
@@ -25,6 +25,9 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/cli/main.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+# the dashboard's files, compiled in (tools/embed.c)
+ASSETS   := $(sort $(wildcard src/serve/assets/*))
+ASSET_OBJ := $(BUILD)/gen/assets.o
 TOOLS    := bin/kbench bin/mockbroker bin/test_rdkafka_roundtrip
 
 .PHONY: all deps check-deps test test-unit test-wire test-clients test-long demo gen fuzz bench bench-json bench-retail clean format
@@ -37,11 +40,11 @@ check-deps:
 deps:
 	./tools/deps.sh
 
-$(BIN)/shopstream: $(MAIN_OBJ) $(LIB_OBJ)
+$(BIN)/shopstream: $(MAIN_OBJ) $(LIB_OBJ) $(ASSET_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/unit_tests: $(UNIT_OBJ) $(LIB_OBJ)
+$(BIN)/unit_tests: $(UNIT_OBJ) $(LIB_OBJ) $(ASSET_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -56,6 +59,19 @@ bin/mockbroker: ../shared/tools/mockbroker.c
 bin/test_rdkafka_roundtrip: tests/clients/rdkafka_roundtrip.c
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $< -lrdkafka
+
+build/embed: tools/embed.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -o $@ $<
+
+build/gen/assets.c: build/embed $(ASSETS)
+	@mkdir -p build/gen
+	./build/embed $@ $(ASSETS)
+
+$(ASSET_OBJ): build/gen/assets.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,9 +125,9 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) build/gen/assets.c
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) build/gen/assets.c $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

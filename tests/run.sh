@@ -2,8 +2,9 @@
 # tests/run.sh: every test suite of `make test`, in order: unit tests, wire
 # tests (raw frames against a real broker), client tests (kcat, librdkafka,
 # kafka-python, confluent-kafka, KafkaJS), e-commerce tests (event sources and
-# stream processors).  Each suite ends with a line
-# "N passed, N failed"; this script adds them up and prints the total last.
+# stream processors), end-to-end tests (the HTTP API, /metrics and the
+# dashboard in headless Chromium).  Each suite ends with a line "N passed,
+# N failed"; this script adds them up and prints the total last.
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0
@@ -45,6 +46,7 @@ run_suite wire /usr/bin/python3 tests/wire/run_wire.py
 run_suite connections /usr/bin/python3 tests/wire/test_connections.py
 run_suite clients ./tests/clients/run.sh
 run_suite shop ./tests/shop/run.sh
+run_suite e2e ./tests/e2e/run.sh
 
 echo
 if [ ${#failed_suites[@]} -gt 0 ]; then

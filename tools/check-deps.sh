@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-deps.sh build|test: exits 0 when what that stage needs is present.
 need_build() {
-    for h in librdkafka/rdkafka.h zlib.h snappy-c.h lz4frame.h zstd.h; do
+    for h in librdkafka/rdkafka.h microhttpd.h zlib.h snappy-c.h lz4frame.h zstd.h; do
         [ -f "/usr/include/$h" ] || return 1
     done
     command -v cc >/dev/null || return 1
@@ -12,6 +12,8 @@ need_test() {
     /usr/bin/python3 -c 'import kafka, confluent_kafka, snappy, lz4, zstandard' 2>/dev/null || return 1
     command -v node >/dev/null || return 1
     [ -d tests/clients/node_modules/kafkajs ] || return 1
+    [ -x /usr/bin/chromium ] || return 1
+    [ -d tests/e2e/node_modules/playwright-core ] || return 1
 }
 case "$1" in
     build) need_build ;;

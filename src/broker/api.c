@@ -31,6 +31,7 @@ const struct api_entry api_table[] = {
     {KAPI_DELETERECORDS, 0, 1, handle_delete_records},
     {KAPI_INITPRODUCERID, 0, 4, handle_init_producer_id},
     {KAPI_INCREMENTALALTERCONFIGS, 0, 1, handle_incremental_alter_configs},
+    {KAPI_DESCRIBELOGDIRS, 0, 4, handle_describe_log_dirs},
 };
 
 const int api_table_len = sizeof api_table / sizeof api_table[0];

@@ -34,7 +34,7 @@ api_handler handle_api_versions, handle_metadata, handle_produce, handle_fetch,
     handle_find_coordinator, handle_join_group, handle_heartbeat, handle_leave_group, handle_sync_group,
     handle_describe_groups, handle_list_groups, handle_delete_groups, handle_offset_delete,
     handle_alter_configs, handle_incremental_alter_configs, handle_delete_records,
-    handle_init_producer_id;
+    handle_init_producer_id, handle_describe_log_dirs;
 
 /* Fetch: re-checks parked fetches after appends and at their deadlines. */
 void fetch_wake_parked(struct broker *b, bool timeout_pass);

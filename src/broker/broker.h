@@ -43,6 +43,7 @@ struct request {
     bool no_response;         /* acks=0 Produce: nothing is sent */
     bool parked;              /* an async operation still refers to it */
     int64_t received_ms;
+    int64_t received_ns;      /* the same instant in ns, for the latency histogram */
     /* send progress */
     int piece;                /* memory piece 2k or file piece 2k+1 */
     int64_t piece_off;
@@ -66,6 +67,28 @@ struct conn {
     bool dispatching;         /* inside a handler: do not free the conn */
     bool failed;              /* a write failed while dispatching */
     struct conn *prev_conn, *next_conn;
+};
+
+struct metric;
+struct broker_stats;
+
+/* Kafka API keys the per-API metrics cover (the served ones are below). */
+#define BROKER_METRIC_APIS 128
+
+/* What the broker counts for /metrics (serve/metrics.h).  The handles
+ * belong to the metrics registry and are updated with relaxed atomics
+ * (NULL when registration failed: updates then do nothing). */
+struct broker_metrics {
+    struct metric *requests[BROKER_METRIC_APIS]; /* requests_total{api} by API key */
+    struct metric *latency[BROKER_METRIC_APIS];  /* request_seconds{api}: received to response ready */
+    struct metric *errors[BROKER_METRIC_APIS];   /* request_errors_total{api}: malformed, closed */
+    struct metric *errors_unknown;               /* ... {api="unknown"}: API keys not served */
+    struct metric *bytes_in, *bytes_out;         /* socket bytes */
+    struct metric *connections, *accepted;       /* open now, accepted in all */
+    struct metric *records_in;                   /* records appended by Produce */
+    struct metric *flush;                        /* flush_seconds, on the flush thread */
+    struct broker_stats *stats;                  /* owned: partition sizes published once a
+                                                  * second for the collector (broker.c) */
 };
 
 struct broker {
@@ -103,6 +126,7 @@ struct broker {
     struct request **parked_fetches;
     int nparked, capparked;
     int64_t stopping;
+    struct broker_metrics m;
 };
 
 /* Creates the broker from its properties: opens the data dir and listens.

@@ -22,10 +22,25 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/kmsg.h"
+#include "serve/metrics.h"
 
 #define READ_CHUNK (256 * 1024)
 
 static void conn_io(struct loop *l, int fd, int mask, void *arg);
+
+/* The monotonic clock in ns (clock_mono_ms's clock), for request latency. */
+static inline int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The per-API series of key (served keys only reach the handlers). */
+static inline struct metric *api_series(struct metric *const *v, int16_t key)
+{
+    return key >= 0 && key < BROKER_METRIC_APIS ? v[key] : NULL;
+}
 
 static void update_watch(struct conn *c)
 {
@@ -70,6 +85,7 @@ void conn_close(struct conn *c, const char *why)
     if (c->next_conn)
         c->next_conn->prev_conn = c->prev_conn;
     b->nconns--;
+    metrics_add(b->m.connections, -1);
     xfree(c->in);
     xfree(c);
     if (b->listen_paused && b->nconns < b->lim.max_connections)
@@ -109,6 +125,7 @@ static int conn_flush(struct conn *c)
                     return 0;
                 return -1;
             }
+            metrics_add(c->b->m.bytes_out, n);
             /* advance over what was written */
             size_t left = (size_t)n;
             while (r && r->ready && r->piece % 2 == 0) {
@@ -155,6 +172,7 @@ static int conn_flush(struct conn *c)
                  * the frame can no longer be completed */
                 return -1;
             }
+            metrics_add(c->b->m.bytes_out, n);
             r->piece_off += n;
             if (r->piece_off < f->len)
                 return 0;
@@ -199,6 +217,7 @@ void request_done(struct request *r)
     /* patch the frame size */
     obuf_patch_be32(&r->out, 0, (uint32_t)(obuf_wire_len(&r->out) - 4));
     r->ready = true;
+    metrics_observe(api_series(c->b->m.latency, r->api_key), (double)(mono_ns() - r->received_ns) / 1e9);
     c->queued_bytes += obuf_wire_len(&r->out);
     /* requests that send nothing leave the queue once they are at its head */
     while (c->head && c->head->ready && c->head->no_response) {
@@ -258,7 +277,8 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     memcpy(r->frame, frame, (size_t)len);
     r->frame_len = len;
     r->conn = c;
-    r->received_ms = clock_mono_ms();
+    r->received_ns = mono_ns();
+    r->received_ms = r->received_ns / 1000000; /* clock_mono_ms() */
     arena_init(&r->arena);
     obuf_init(&r->out);
     if (parse_header(r) < 0) {
@@ -268,6 +288,7 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     }
     const struct api_entry *api = api_find(r->api_key);
     if (!api) {
+        metrics_inc(b->m.errors_unknown);
         log_warn("closing %s: unknown API key %d (client %.*s)", c->peer, r->api_key,
                  r->client_id.len > 0 ? r->client_id.len : 0, r->client_id.ptr ? r->client_id.ptr : "");
         request_free(r);
@@ -275,10 +296,12 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     }
     if ((r->api_version < api->min_version || r->api_version > api->max_version) &&
         r->api_key != KAPI_APIVERSIONS) {
+        metrics_inc(api_series(b->m.errors, r->api_key));
         log_warn("closing %s: unsupported version %d of API %d", c->peer, r->api_version, r->api_key);
         request_free(r);
         return -1;
     }
+    metrics_inc(api_series(b->m.requests, r->api_key));
     /* queue it, then build the response header */
     if (c->tail)
         c->tail->next = r;
@@ -298,6 +321,7 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     int rc = api->handle(b, r);
     if (rc == API_CLOSE) {
         r->parked = false;
+        metrics_inc(api_series(b->m.errors, r->api_key));
         log_warn("closing %s: malformed %s v%d request", c->peer, kmsg_api(r->api_key)->name, r->api_version);
         return -1;
     }
@@ -391,6 +415,7 @@ static void conn_read(struct conn *c)
             return;
         }
         b->partial_bytes += n;
+        metrics_add(b->m.bytes_in, n);
         c->in_len += (size_t)n;
         c->last_active_ms = clock_mono_ms();
         if (conn_parse(c) < 0) {
@@ -497,6 +522,8 @@ static void accept_io(struct loop *l, int fd, int mask, void *arg)
             b->conns->prev_conn = c;
         b->conns = c;
         b->nconns++;
+        metrics_inc(b->m.accepted);
+        metrics_add(b->m.connections, 1);
         c->reading = true;
         if (loop_watch(b->loop, cfd, LOOP_READ, conn_io, c) < 0)
             conn_close(c, "cannot watch the socket");

@@ -400,3 +400,23 @@ int client_pick_subcommand(const char *command, const char *usage, const char *e
     fprintf(stderr, "%s: unknown subcommand '%s'; expected %s.\n", command, argv[1], expected);
     return 2;
 }
+
+/* Splits "HOST:PORT" into host (copied into host[0..hostlen)) and port.
+ * Returns 0, or -1 after printing an error. */
+int client_parse_hostport(const char *cmd, const char *opt, const char *v, char *host,
+                       size_t hostlen, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || (size_t)(colon - v) >= hostlen || !colon[1] || *end || p < 0 ||
+        p > 65535) {
+        fprintf(stderr, "%s: %s expects HOST:PORT with a port from 0 to 65535, not '%s'.\n", cmd,
+                opt, v);
+        return -1;
+    }
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = 0;
+    *port = (int)p;
+    return 0;
+}

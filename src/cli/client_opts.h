@@ -57,6 +57,12 @@ int client_opt_value(const char *cmd, const char *name, int argc, char **argv, i
 int client_parse_int(const char *cmd, const char *name, const char *s, long long min,
                      long long max, long long *out);
 
+/* Splits option opt's value "HOST:PORT" into host (copied into
+ * host[0..hostlen)) and a port from 0 to 65535.  Returns 0, or -1 after
+ * printing an error prefixed by cmd. */
+int client_parse_hostport(const char *cmd, const char *opt, const char *v, char *host,
+                          size_t hostlen, int *port);
+
 /* The separator a --key-separator value stands for: the two characters
  * "\t" mean a tab (typing a real tab on a command line is awkward); anything
  * else is taken literally.  Returns a view of s or a static string. */

@@ -57,6 +57,8 @@ static const char usage_text[] =
     "  --users N          number of users (default 10000)\n"
     "  --products N       number of products (default 1000)\n"
     "  --seed S           random seed, an unsigned integer (default 1)\n"
+    "  --id-prefix P      put P before order, session and return ids, so that two\n"
+    "                     runs into the same topics do not share them (default none)\n"
     "  --start T          event time of the start: ISO 8601 (UTC unless a zone is\n"
     "                     given) or ms since the epoch (default: now)\n"
     "  --time-scale K     divide order fulfilment and return delays (hours to days)\n"
@@ -212,6 +214,16 @@ int cmd_simulate(int argc, char **argv)
         if ((r = client_opt_value(CMD, "--seed", argc, argv, &i, &v)) != 0) {
             if (r < 0 || parse_u64("--seed", v, &so.seed) < 0)
                 goto out;
+            continue;
+        }
+        if ((r = client_opt_value(CMD, "--id-prefix", argc, argv, &i, &v)) != 0) {
+            if (r < 0)
+                goto out;
+            if (strlen(v) >= sizeof so.id_prefix) {
+                fprintf(stderr, CMD ": --id-prefix takes at most %zu bytes.\n", sizeof so.id_prefix - 1);
+                goto out;
+            }
+            memcpy(so.id_prefix, v, strlen(v) + 1);
             continue;
         }
         if ((r = client_opt_value(CMD, "--start", argc, argv, &i, &v)) != 0) {

@@ -14,5 +14,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_process(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"demo", cmd_demo, "broker, processors, simulator and dashboard in one process"},
     {"broker", cmd_broker, "run the Kafka-compatible broker"},
     {"topic", cmd_topic, "create, list, describe, delete or alter topics"},
     {"produce", cmd_produce, "console producer: lines on stdin become records"},
@@ -17,6 +18,7 @@ static const struct {
     {"group", cmd_group, "list, describe, reset offsets of or delete consumer groups"},
     {"simulate", cmd_simulate, "generate realistic synthetic shop traffic"},
     {"process", cmd_process, "run the stream processors (orders, aftersales, all)"},
+    {"serve", cmd_serve, "HTTP API, dashboard and Prometheus metrics over the result topics"},
     {"bench", cmd_bench, "benchmarks: bench process analytics"},
     {"replay", cmd_replay, "replay a public dataset (online-retail, olist, yoochoose) as events"},
     {"eval", cmd_eval, "offline evaluation: eval recommend --train FILE --test FILE [--k 20]"},

@@ -25,6 +25,7 @@ static const struct kmsg_api apis[] = {
     {23, "OffsetForLeaderEpoch", 0, 4, 4},
     {32, "DescribeConfigs", 0, 4, 4},
     {33, "AlterConfigs", 0, 2, 2},
+    {35, "DescribeLogDirs", 0, 4, 2},
     {36, "SaslAuthenticate", 0, 2, 2},
     {37, "CreatePartitions", 0, 3, 2},
     {42, "DeleteGroups", 0, 2, 2},
@@ -7283,6 +7284,333 @@ int AlterConfigsResponse_decode(struct kread *r, struct arena *a, int16_t v, str
 void AlterConfigsResponse_encode(struct obuf *w, int16_t v, const struct AlterConfigsResponse *m)
 {
     AlterConfigsResponse_encode_(w, v, m);
+}
+
+static int DescribeLogDirsRequest_DescribableLogDirTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest_DescribableLogDirTopic *m);
+static void DescribeLogDirsRequest_DescribableLogDirTopic_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest_DescribableLogDirTopic *m);
+static int DescribeLogDirsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest *m);
+static void DescribeLogDirsRequest_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest *m);
+
+void DescribeLogDirsRequest_DescribableLogDirTopic_init(struct DescribeLogDirsRequest_DescribableLogDirTopic *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int DescribeLogDirsRequest_DescribableLogDirTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest_DescribableLogDirTopic *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Topic = kr_str(r, v >= 2, 0);
+    {
+        int32_t n = kr_array_len(r, v >= 2, 0, 4);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->Partitions.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsRequest_DescribableLogDirTopic_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest_DescribableLogDirTopic *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Topic, v >= 2, 0);
+    kw_array_len(w, m->Partitions.count, v >= 2, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        kw_int32(w, m->Partitions.items[i]);
+    }
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void DescribeLogDirsRequest_init(struct DescribeLogDirsRequest *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int DescribeLogDirsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    {
+        int32_t n = kr_array_len(r, v >= 2, 1, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            DescribeLogDirsRequest_DescribableLogDirTopic_init(&m->Topics.items[i]);
+            if (DescribeLogDirsRequest_DescribableLogDirTopic_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsRequest_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_array_len(w, m->Topics.count, v >= 2, 1);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        DescribeLogDirsRequest_DescribableLogDirTopic_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int DescribeLogDirsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest *m)
+{
+    DescribeLogDirsRequest_init(m);
+    return DescribeLogDirsRequest_decode_(r, a, v, m);
+}
+
+void DescribeLogDirsRequest_encode(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest *m)
+{
+    DescribeLogDirsRequest_encode_(w, v, m);
+}
+
+static int DescribeLogDirsResponse_DescribeLogDirsPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsPartition *m);
+static void DescribeLogDirsResponse_DescribeLogDirsPartition_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsPartition *m);
+static int DescribeLogDirsResponse_DescribeLogDirsTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsTopic *m);
+static void DescribeLogDirsResponse_DescribeLogDirsTopic_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsTopic *m);
+static int DescribeLogDirsResponse_DescribeLogDirsResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsResult *m);
+static void DescribeLogDirsResponse_DescribeLogDirsResult_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsResult *m);
+static int DescribeLogDirsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse *m);
+static void DescribeLogDirsResponse_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse *m);
+
+void DescribeLogDirsResponse_DescribeLogDirsPartition_init(struct DescribeLogDirsResponse_DescribeLogDirsPartition *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int DescribeLogDirsResponse_DescribeLogDirsPartition_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsPartition *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    m->PartitionSize = kr_int64(r);
+    m->OffsetLag = kr_int64(r);
+    m->IsFutureKey = kr_bool(r);
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsResponse_DescribeLogDirsPartition_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsPartition *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_int64(w, m->PartitionSize);
+    kw_int64(w, m->OffsetLag);
+    kw_bool(w, m->IsFutureKey);
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void DescribeLogDirsResponse_DescribeLogDirsTopic_init(struct DescribeLogDirsResponse_DescribeLogDirsTopic *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int DescribeLogDirsResponse_DescribeLogDirsTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsTopic *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, v >= 2, 0);
+    {
+        int32_t n = kr_array_len(r, v >= 2, 0, 21);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            DescribeLogDirsResponse_DescribeLogDirsPartition_init(&m->Partitions.items[i]);
+            if (DescribeLogDirsResponse_DescribeLogDirsPartition_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsResponse_DescribeLogDirsTopic_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsTopic *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, v >= 2, 0);
+    kw_array_len(w, m->Partitions.count, v >= 2, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        DescribeLogDirsResponse_DescribeLogDirsPartition_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void DescribeLogDirsResponse_DescribeLogDirsResult_init(struct DescribeLogDirsResponse_DescribeLogDirsResult *m)
+{
+    memset(m, 0, sizeof *m);
+    m->TotalBytes = -1LL;
+    m->UsableBytes = -1LL;
+}
+
+static int DescribeLogDirsResponse_DescribeLogDirsResult_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse_DescribeLogDirsResult *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ErrorCode = kr_int16(r);
+    m->LogDir = kr_str(r, v >= 2, 0);
+    {
+        int32_t n = kr_array_len(r, v >= 2, 0, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            DescribeLogDirsResponse_DescribeLogDirsTopic_init(&m->Topics.items[i]);
+            if (DescribeLogDirsResponse_DescribeLogDirsTopic_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 4) {
+        m->TotalBytes = kr_int64(r);
+    }
+    if (v >= 4) {
+        m->UsableBytes = kr_int64(r);
+    }
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsResponse_DescribeLogDirsResult_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse_DescribeLogDirsResult *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int16(w, m->ErrorCode);
+    kw_str(w, m->LogDir, v >= 2, 0);
+    kw_array_len(w, m->Topics.count, v >= 2, 0);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        DescribeLogDirsResponse_DescribeLogDirsTopic_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (v >= 4) {
+        kw_int64(w, m->TotalBytes);
+    }
+    if (v >= 4) {
+        kw_int64(w, m->UsableBytes);
+    }
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void DescribeLogDirsResponse_init(struct DescribeLogDirsResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int DescribeLogDirsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    if (v >= 3) {
+        m->ErrorCode = kr_int16(r);
+    }
+    {
+        int32_t n = kr_array_len(r, v >= 2, 0, 5);
+        if (r->err) return -1;
+        m->Results.count = n;
+        m->Results.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Results.items) : NULL;
+        if (n > 0 && !m->Results.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            DescribeLogDirsResponse_DescribeLogDirsResult_init(&m->Results.items[i]);
+            if (DescribeLogDirsResponse_DescribeLogDirsResult_decode_(r, a, v, &m->Results.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 2) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void DescribeLogDirsResponse_encode_(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    if (v >= 3) {
+        kw_int16(w, m->ErrorCode);
+    }
+    kw_array_len(w, m->Results.count, v >= 2, 0);
+    for (int32_t i = 0; i < m->Results.count; i++) {
+        DescribeLogDirsResponse_DescribeLogDirsResult_encode_(w, v, &m->Results.items[i]);
+    }
+    if (v >= 2) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int DescribeLogDirsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse *m)
+{
+    DescribeLogDirsResponse_init(m);
+    return DescribeLogDirsResponse_decode_(r, a, v, m);
+}
+
+void DescribeLogDirsResponse_encode(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse *m)
+{
+    DescribeLogDirsResponse_encode_(w, v, m);
 }
 
 static int SaslAuthenticateRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct SaslAuthenticateRequest *m);

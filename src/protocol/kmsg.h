@@ -32,6 +32,7 @@
 #define KAPI_OFFSETFORLEADEREPOCH 23
 #define KAPI_DESCRIBECONFIGS 32
 #define KAPI_ALTERCONFIGS 33
+#define KAPI_DESCRIBELOGDIRS 35
 #define KAPI_SASLAUTHENTICATE 36
 #define KAPI_CREATEPARTITIONS 37
 #define KAPI_DELETEGROUPS 42
@@ -1066,6 +1067,53 @@ void AlterConfigsResponse_AlterConfigsResourceResponse_init(struct AlterConfigsR
 void AlterConfigsResponse_init(struct AlterConfigsResponse *m);
 int AlterConfigsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterConfigsResponse *m);
 void AlterConfigsResponse_encode(struct obuf *w, int16_t v, const struct AlterConfigsResponse *m);
+
+struct DescribeLogDirsRequest_DescribableLogDirTopic {
+    kstr Topic;
+    struct { int32_t count; int32_t *items; } Partitions;
+};
+
+struct DescribeLogDirsRequest {
+    struct { int32_t count; struct DescribeLogDirsRequest_DescribableLogDirTopic *items; } Topics;
+};
+
+void DescribeLogDirsRequest_DescribableLogDirTopic_init(struct DescribeLogDirsRequest_DescribableLogDirTopic *m);
+void DescribeLogDirsRequest_init(struct DescribeLogDirsRequest *m);
+int DescribeLogDirsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsRequest *m);
+void DescribeLogDirsRequest_encode(struct obuf *w, int16_t v, const struct DescribeLogDirsRequest *m);
+
+struct DescribeLogDirsResponse_DescribeLogDirsPartition {
+    int32_t PartitionIndex;
+    int64_t PartitionSize;
+    int64_t OffsetLag;
+    bool IsFutureKey;
+};
+
+struct DescribeLogDirsResponse_DescribeLogDirsTopic {
+    kstr Name;
+    struct { int32_t count; struct DescribeLogDirsResponse_DescribeLogDirsPartition *items; } Partitions;
+};
+
+struct DescribeLogDirsResponse_DescribeLogDirsResult {
+    int16_t ErrorCode;
+    kstr LogDir;
+    struct { int32_t count; struct DescribeLogDirsResponse_DescribeLogDirsTopic *items; } Topics;
+    int64_t TotalBytes;
+    int64_t UsableBytes;
+};
+
+struct DescribeLogDirsResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    struct { int32_t count; struct DescribeLogDirsResponse_DescribeLogDirsResult *items; } Results;
+};
+
+void DescribeLogDirsResponse_DescribeLogDirsPartition_init(struct DescribeLogDirsResponse_DescribeLogDirsPartition *m);
+void DescribeLogDirsResponse_DescribeLogDirsTopic_init(struct DescribeLogDirsResponse_DescribeLogDirsTopic *m);
+void DescribeLogDirsResponse_DescribeLogDirsResult_init(struct DescribeLogDirsResponse_DescribeLogDirsResult *m);
+void DescribeLogDirsResponse_init(struct DescribeLogDirsResponse *m);
+int DescribeLogDirsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeLogDirsResponse *m);
+void DescribeLogDirsResponse_encode(struct obuf *w, int16_t v, const struct DescribeLogDirsResponse *m);
 
 struct SaslAuthenticateRequest {
     kbytes AuthBytes;

@@ -755,3 +755,9 @@ void json_w_null(struct jbuf *b, const char *key)
     prefix(b, key);
     jbuf_raw(b, "null", 4);
 }
+
+void json_w_raw(struct jbuf *b, const char *key, const char *s, size_t n)
+{
+    prefix(b, key);
+    jbuf_raw(b, s, n);
+}

@@ -116,5 +116,8 @@ void json_w_int(struct jbuf *b, const char *key, int64_t v);
 void json_w_double(struct jbuf *b, const char *key, double v);
 void json_w_bool(struct jbuf *b, const char *key, int v);
 void json_w_null(struct jbuf *b, const char *key);
+/* A value that is already JSON (s[0..n), borrowed), copied as it is: the
+ * caller vouches that it is one well-formed value. */
+void json_w_raw(struct jbuf *b, const char *key, const char *s, size_t n);
 
 #endif

@@ -335,7 +335,7 @@ struct sim {
     struct sim_stats st;
 
     /* storage of the event sim_next returned last */
-    char ev_id[48], ev_user[24], ev_session[24], ev_order[24], ev_return[24], ev_query[64];
+    char ev_id[48], ev_user[24], ev_session[48], ev_order[48], ev_return[48], ev_query[64];
     struct shop_item ev_items[MAX_ADDS];
 };
 
@@ -841,6 +841,10 @@ struct sim *sim_new(const struct sim_opts *o, char *errstr, size_t errsz)
         fail(errstr, errsz, "the time scale must be from 0.001 to 1e12");
         return NULL;
     }
+    if (memchr(o->id_prefix, 0, sizeof o->id_prefix) == NULL) {
+        fail(errstr, errsz, "the id prefix is longer than 15 bytes");
+        return NULL;
+    }
     if (o->max_events < 0 || o->start_ms < 0 || o->start_ms > INT64_MAX / 4 ||
         o->duration_ms > INT64_MAX / 4) {
         fail(errstr, errsz, "the start, duration or event limit is out of range");
@@ -990,7 +994,7 @@ static int session_step(struct sim *s, struct sess *ss, int64_t ts, struct shop_
     if (ts < s->o.start_ms)
         return (int)t;
     ev_begin(s, ev, t, ts, ss->user);
-    snprintf(s->ev_session, sizeof s->ev_session, "s%lld", ss->id);
+    snprintf(s->ev_session, sizeof s->ev_session, "%ss%lld", s->o.id_prefix, ss->id);
     ev->session_id = shop_str_c(s->ev_session);
     switch (t) {
     case SHOP_EV_PAGE_VIEW:
@@ -1014,7 +1018,7 @@ static int session_step(struct sim *s, struct sess *ss, int64_t ts, struct shop_
 
         if (!o)
             return -1;
-        snprintf(s->ev_order, sizeof s->ev_order, "o%lld", o->id);
+        snprintf(s->ev_order, sizeof s->ev_order, "%so%lld", s->o.id_prefix, o->id);
         ev->order_id = shop_str_c(s->ev_order);
         break;
     }
@@ -1068,7 +1072,7 @@ static void order_step(struct sim *s, struct order *o, int64_t ts, struct shop_e
 
     assert(o->step < ORD_DONE);
     ev_begin(s, ev, type_of[o->step], ts, o->user);
-    snprintf(s->ev_order, sizeof s->ev_order, "o%lld", o->id);
+    snprintf(s->ev_order, sizeof s->ev_order, "%so%lld", s->o.id_prefix, o->id);
     ev->order_id = shop_str_c(s->ev_order);
     switch (o->step) {
     case ORD_CREATE:
@@ -1113,7 +1117,7 @@ static void order_step(struct sim *s, struct order *o, int64_t ts, struct shop_e
     case ORD_RETURN_RECEIVE:
     case ORD_RETURN_REFUND:
     case ORD_RETURN_REJECT:
-        snprintf(s->ev_return, sizeof s->ev_return, "r%lld", o->return_id);
+        snprintf(s->ev_return, sizeof s->ev_return, "%sr%lld", s->o.id_prefix, o->return_id);
         ev->return_id = shop_str_c(s->ev_return);
         ev->amount = o->return_amount;
         ev->currency = shop_str_c("EUR");

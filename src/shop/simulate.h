@@ -42,6 +42,9 @@ struct sim_opts {
     double time_scale;    /* order and after-sales delays are divided by
                            * this (>= 1e-3); think times inside a session
                            * and session arrivals are not */
+    char id_prefix[16];   /* put before order, session and return ids, so
+                           * that runs into the same topics do not reuse
+                           * them ("" by default) */
 };
 
 /* Counters of what sim_next has returned so far. */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -30,7 +31,16 @@ struct flusher {
     void (*wake)(void *);
     void *wake_arg;
     uint64_t syncs;
+    flush_observe_fn *observe; /* under mu */
+    void *observe_arg;
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Flush thread. */
 static void *flush_main(void *arg)
@@ -44,6 +54,8 @@ static void *flush_main(void *arg)
             break;
         struct flush_job *batch = f->queue;
         f->queue = f->queue_tail = NULL;
+        flush_observe_fn *observe = f->observe;
+        void *observe_arg = f->observe_arg;
         pthread_mutex_unlock(&f->mu);
 
         /* one fdatasync per distinct file in the batch of jobs */
@@ -67,7 +79,10 @@ static void *flush_main(void *arg)
                     if (k < nseen) {
                         err = seen[k].err;
                     } else {
+                        int64_t t0 = observe ? mono_ns() : 0;
                         err = fdatasync(j->fds[i]) < 0 ? errno : 0;
+                        if (observe)
+                            observe(observe_arg, mono_ns() - t0);
                         syncs++;
                         if (nseen < 256)
                             seen[nseen++] = (__typeof__(seen[0])){st.st_dev, st.st_ino, err};
@@ -181,4 +196,12 @@ uint64_t flusher_syncs(struct flusher *f)
     uint64_t n = f->syncs;
     pthread_mutex_unlock(&f->mu);
     return n;
+}
+
+void flusher_set_observer(struct flusher *f, flush_observe_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&f->mu);
+    f->observe = fn;
+    f->observe_arg = arg;
+    pthread_mutex_unlock(&f->mu);
 }

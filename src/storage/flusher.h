@@ -34,4 +34,10 @@ void flusher_complete(struct flusher *f);
 /* Any thread: fsyncs done so far (for metrics and tests). */
 uint64_t flusher_syncs(struct flusher *f);
 
+/* Called on the flush thread after each fdatasync with how long it took,
+ * in nanoseconds (the broker feeds its flush latency histogram).  Any
+ * thread; fn (may be NULL: none) must be quick and thread-safe. */
+typedef void flush_observe_fn(void *arg, int64_t ns);
+void flusher_set_observer(struct flusher *f, flush_observe_fn *fn, void *arg);
+
 #endif

@@ -1196,3 +1196,73 @@ def decode_delete_records(r, v):
         lambda r: {"index": r.i32(), "low_watermark": r.i64(), "error": r.i16()})})}
     r.done()
     return out
+
+# ---------------------------------------------------------------- DescribeLogDirs
+# Key 35; v2+ is flexible, v3 adds a top-level ErrorCode, v4 each log dir's
+# TotalBytes and UsableBytes (message/DescribeLogDirs*.json).
+
+API_DESCRIBE_LOG_DIRS = 35
+
+FLEXIBLE_FROM.update({35: 2})
+
+
+def describe_log_dirs_body(v, topics):
+    """topics = None (every topic) or [(name, [partition])]"""
+    if v >= 2:
+        return compact_array(None if topics is None else list(topics), lambda t: compact_string(t[0]) + compact_array(
+            list(t[1]), i32) + tags()) + tags()
+    return array(None if topics is None else list(topics), lambda t: string(t[0]) + array(list(t[1]), i32))
+
+
+def describe_log_dirs_response(v, dirs, error=0, throttle=0):
+    """The exact body a broker should send.  dirs = [(error, path, [(topic,
+    [(partition, size, offset_lag, is_future)])], total, usable)]."""
+    flex = v >= 2
+    arr, s, end = (compact_array, compact_string, tags()) if flex else (array, string, b"")
+
+    def part(p):
+        return i32(p[0]) + i64(p[1]) + i64(p[2]) + boolean(p[3]) + end
+
+    def topic(t):
+        return s(t[0]) + arr(list(t[1]), part) + end
+
+    def result(d):
+        out = i16(d[0]) + s(d[1]) + arr(list(d[2]), topic)
+        if v >= 4:
+            out += i64(d[3]) + i64(d[4])
+        return out + end
+    return i32(throttle) + (i16(error) if v >= 3 else b"") + arr(list(dirs), result) + end
+
+
+def decode_describe_log_dirs(r, v):
+    flex = v >= 2
+    arr = r.compact_array if flex else r.array
+    s = r.compact_string if flex else r.string
+
+    def part(r):
+        p = {"index": r.i32(), "size": r.i64(), "offset_lag": r.i64(), "is_future": r.boolean()}
+        if flex:
+            p["tags"] = r.tags()
+        return p
+
+    def topic(r):
+        t = {"name": s(), "partitions": arr(part)}
+        if flex:
+            t["tags"] = r.tags()
+        return t
+
+    def result(r):
+        d = {"error": r.i16(), "log_dir": s(), "topics": arr(topic)}
+        if v >= 4:
+            d["total_bytes"], d["usable_bytes"] = r.i64(), r.i64()
+        if flex:
+            d["tags"] = r.tags()
+        return d
+    out = {"throttle": r.i32()}
+    if v >= 3:
+        out["error"] = r.i16()
+    out["results"] = arr(result)
+    if flex:
+        out["tags"] = r.tags()
+    r.done()
+    return out

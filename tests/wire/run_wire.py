@@ -3353,6 +3353,203 @@ def idempotent_producer_sequences(b):
                "after a restart (signal %d) a retried batch still gets its first offsets" % sig)
             eq(log_end(c, "idem"), 9, "log end after the retry across a restart")
 
+# ================================================================ DescribeLogDirs
+# Key 35, v0-4, in its own group: a fresh broker whose topics the tests know,
+# so "every topic" can be checked byte for byte.  The broker has one log dir
+# (log.dirs, reported by its absolute path); PartitionSize is what Kafka
+# reports, the bytes of the partition's .log segment files, which the tests
+# read from the data directory and also derive from the batches produced.
+
+GROUPS["logdirs"] = {}
+LD_VERSIONS = range(0, 5)
+
+
+def ld_data_dir(b):
+    return os.path.realpath(os.path.join(b.dir, "data"))
+
+
+def ld_disk_sizes(b):
+    """{(topic, partition): bytes of its *.log segment files} from the data dir."""
+    root = os.path.join(b.dir, "data", "topics")
+    out = {}
+    for topic in os.listdir(root):
+        for part in os.listdir(os.path.join(root, topic)):
+            pdir = os.path.join(root, topic, part)
+            if os.path.isdir(pdir) and part.isdigit():
+                out[(topic, int(part))] = sum(os.path.getsize(os.path.join(pdir, f))
+                                              for f in os.listdir(pdir) if f.endswith(".log"))
+    return out
+
+
+def ld_segments(b, topic, partition):
+    return len([f for f in os.listdir(os.path.join(b.dir, "data", "topics", topic, str(partition)))
+                if f.endswith(".log")])
+
+
+def ld_body(c, v, topics):
+    return body_bytes(c, API_DESCRIBE_LOG_DIRS, v, describe_log_dirs_body(v, topics))
+
+
+def ld_volume(b, v, payload):
+    """(total, usable) for the expected v4 body: total must be the volume's
+    size exactly; usable (free space) moves as files are written, so it is
+    taken from the response after checking it is close to statvfs's."""
+    if v < 4:
+        return -1, -1
+    got = decode_describe_log_dirs(Reader(payload), v)["results"][0]
+    st = os.statvfs(ld_data_dir(b))
+    total, usable = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+    eq(got["total_bytes"], total, "v4 TotalBytes (statvfs f_blocks x f_frsize)")
+    check(0 <= got["usable_bytes"] <= total and abs(got["usable_bytes"] - usable) < 256 << 20,
+          "v4 UsableBytes %d, statvfs says %d of %d" % (got["usable_bytes"], usable, total))
+    return total, got["usable_bytes"]
+
+
+def ld_expect(b, v, payload, topics):
+    """The exact body for one log dir listing topics = [(name, [(partition, size)])]."""
+    total, usable = ld_volume(b, v, payload)
+    return describe_log_dirs_response(v, [(0, ld_data_dir(b), [(t, [(p, size, 0, False) for p, size in parts])
+                                                               for t, parts in topics], total, usable)])
+
+
+def ld_sizes(c, v, topics):
+    """{(topic, partition): size} from one DescribeLogDirs call (one log dir, no errors)."""
+    out = call(c, API_DESCRIBE_LOG_DIRS, v, describe_log_dirs_body(v, topics), decode_describe_log_dirs)
+    eq(len(out["results"]), 1, "log dir count")
+    eq(out["results"][0]["error"], 0, "log dir error")
+    sizes = {}
+    for t in out["results"][0]["topics"]:
+        for p in t["partitions"]:
+            check((t["name"], p["index"]) not in sizes, "%s-%d listed twice" % (t["name"], p["index"]))
+            sizes[(t["name"], p["index"])] = p["size"]
+    return sizes
+
+
+def ld_setup(b):
+    """ld-a: 2 partitions, one batch in partition 0; ld-b: 1 partition in
+    several small segments.  Returns the bytes produced per partition."""
+    produced = {}
+    if ("ld-a", 0) not in ld_disk_sizes(b):
+        create_topic(b, "ld-a", 2)
+        create_topic(b, "ld-b", 1, [("segment.bytes", "300")])
+        batch = record_batch(recs(3))
+        produce_ok(b, "ld-a", 0, batch)
+        produced[("ld-a", 0)] = len(batch)
+        produced[("ld-b", 0)] = 0
+        for i in range(5):
+            batch = record_batch(recs(4, "b%d-" % i))
+            produce_ok(b, "ld-b", 0, batch)
+            produced[("ld-b", 0)] += len(batch)
+    return produced
+
+
+@test("logdirs")
+def describe_log_dirs_advertised(b):
+    with b.conn() as c:
+        for v in (0, 3):
+            out = decode_api_versions(c.roundtrip(API_API_VERSIONS, v, api_versions_body(v)), v)
+            eq({k: (lo, hi) for k, lo, hi in out["keys"]}.get(API_DESCRIBE_LOG_DIRS), (0, 4),
+               "ApiVersions v%d range of DescribeLogDirs" % v)
+
+
+@test("logdirs")
+def describe_log_dirs_all_topics(b):
+    produced = ld_setup(b)
+    disk = ld_disk_sizes(b)
+    for key, n in produced.items():
+        eq(disk[key], n, "bytes of %s-%d's .log files vs the batches produced" % key)
+    check(ld_segments(b, "ld-b", 0) >= 2, "ld-b has a single segment; the test needs several")
+    with b.conn() as c:
+        md = metadata(c, 1, None)
+        want = {t["name"]: len(t["partitions"]) for t in md["topics"]}
+        check({"ld-a", "ld-b"} <= set(want), "Metadata topics %r" % sorted(want))
+        for v in LD_VERSIONS:
+            payload = ld_body(c, v, None)
+            got = decode_describe_log_dirs(Reader(payload), v)
+            order = [t["name"] for t in got["results"][0]["topics"]]
+            eq(sorted(order), sorted(want), "v%d topics listed for a null Topics (every topic)" % v)
+            expected = ld_expect(b, v, payload, [(t, [(p, disk[(t, p)]) for p in range(want[t])]) for t in order])
+            bytes_eq(payload, expected, "DescribeLogDirs v%d, every topic" % v)
+        # an empty (not null) list asks for nothing: the log dir with no topics
+        for v in LD_VERSIONS:
+            payload = ld_body(c, v, [])
+            bytes_eq(payload, ld_expect(b, v, payload, []), "DescribeLogDirs v%d, empty Topics" % v)
+
+
+@test("logdirs")
+def describe_log_dirs_named_topics(b):
+    ld_setup(b)
+    disk = ld_disk_sizes(b)
+    ask = [("ld-a", [1, 0, 0, 9, -1]), ("ld-missing", [0]), ("ld-b", [0]), ("ld-a", [1]), ("ld-b", []),
+           ("", [0])]
+    with b.conn() as c:
+        for v in LD_VERSIONS:
+            # unknown topics and partitions are left out; a topic named twice
+            # is listed once with the union of its partitions, in index order
+            payload = ld_body(c, v, ask)
+            expected = ld_expect(b, v, payload, [("ld-a", [(0, disk[("ld-a", 0)]), (1, 0)]),
+                                                 ("ld-b", [(0, disk[("ld-b", 0)])])])
+            bytes_eq(payload, expected, "DescribeLogDirs v%d, named topics with unknowns and repeats" % v)
+            payload = ld_body(c, v, [("ld-missing", [0, 1]), ("ld-a", [2])])
+            bytes_eq(payload, ld_expect(b, v, payload, []), "DescribeLogDirs v%d, only unknown names" % v)
+
+
+@test("logdirs")
+def describe_log_dirs_sizes_follow_the_log(b):
+    ld_setup(b)
+    with b.conn() as c:
+        before = ld_sizes(c, 1, [("ld-a", [0, 1])])
+        batch = record_batch(recs(7, "grow"))
+        eq(produce(c, "ld-a", 1, batch)["error"], 0, "Produce to ld-a-1")
+        for v in LD_VERSIONS:
+            after = ld_sizes(c, v, [("ld-a", [0, 1])])
+            eq(after, {("ld-a", 0): before[("ld-a", 0)], ("ld-a", 1): before[("ld-a", 1)] + len(batch)},
+               "v%d sizes after producing %d bytes to ld-a-1" % (v, len(batch)))
+        eq(ld_sizes(c, 2, None), {k: s for k, s in ld_disk_sizes(b).items()}, "every size vs the data dir")
+        # DeleteRecords removes the segments wholly below the new log start
+        segs, size = ld_segments(b, "ld-b", 0), ld_sizes(c, 1, [("ld-b", [0])])[("ld-b", 0)]
+        end = log_end(c, "ld-b")
+        eq(delete_records(c, [("ld-b", [(0, end)])]), {("ld-b", 0): (end, 0)}, "DeleteRecords ld-b to its end")
+        check(ld_segments(b, "ld-b", 0) < segs, "DeleteRecords left all %d segments of ld-b" % segs)
+        shrunk = ld_sizes(c, 1, [("ld-b", [0])])[("ld-b", 0)]
+        check(shrunk < size, "ld-b size %d after DeleteRecords, %d before" % (shrunk, size))
+        eq(shrunk, ld_disk_sizes(b)[("ld-b", 0)], "ld-b size after DeleteRecords vs its .log files")
+    # the sizes are rebuilt from the files after a clean stop and after a crash
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        before = ld_disk_sizes(b)
+        b.restart(sig)
+        with b.conn() as c:
+            eq(ld_sizes(c, 4, None), before, "every size after a restart (signal %d)" % sig)
+
+
+@test("logdirs")
+def describe_log_dirs_hostile(b):
+    def hdr(v):
+        return request_header(API_DESCRIBE_LOG_DIRS, v, 7)
+    cases = [
+        (frame(hdr(1) + i32(0x7fffffff)), "v1 Topics count INT32_MAX with no bytes behind it"),
+        (frame(hdr(1) + i32(-2)), "v1 Topics count -2"),
+        (frame(hdr(1) + i32(1) + string("ld-a") + i32(0x10000000) + i32(0)),
+         "v1 Partitions count 2^28 with 4 bytes behind it"),
+        (frame(hdr(0) + i32(1) + string("ld-a") + i32(-1)), "v0 null Partitions (not nullable)"),
+        (frame(hdr(0) + i32(1) + i16(100) + b"abc"), "v0 topic name longer than the frame"),
+        (frame(hdr(0) + i32(1) + string("ld-a")), "v0 topic cut before its Partitions"),
+        (frame(hdr(2) + uvarint(0x7ffffff0) + tags()), "v2 compact Topics count near INT32_MAX"),
+        (frame(hdr(2) + b"\xff\xff\xff\xff\xff\x01"), "v2 over-long varint Topics count"),
+        (frame(hdr(4) + compact_array([compact_string("ld-a") + uvarint(0x1000000)])),
+         "v4 compact Partitions count 2^24 with nothing behind it"),
+        (frame(hdr(3) + compact_array([compact_string("ld-a") + compact_array([0], i32) + uvarint(5) + b"\x01"])),
+         "v3 tagged-field count past the end"),
+        (request(API_DESCRIBE_LOG_DIRS, 5, 7, compact_array(None) + tags(), flexible=True),
+         "DescribeLogDirs v5 (unsupported: Kafka closes the connection)"),
+    ]
+    for data, what in cases:
+        send_and_expect_close(b, data, what)
+    # the broker still serves the API afterwards
+    with b.conn() as c:
+        ld_sizes(c, 1, None)
+
+
 def main(argv):
     global VERBOSE
     args = [a for a in argv if a != "-v"]
