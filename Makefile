@@ -137,8 +137,10 @@ fuzz: $(FUZZ_BIN)
 	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ $$c 2>&1 | tail -n 2 || exit 1; \
 	done
 
+# The whole platform in one process; prints the dashboard's URL.  Extra
+# options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--rate 1000".
 demo: all
-	./tools/demo.sh
+	$(BIN)/shopstream demo $(DEMO_ARGS)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' | grep -v src/protocol/kmsg)

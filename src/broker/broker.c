@@ -1,10 +1,11 @@
 /* broker.c: the broker's life: read its properties, open the catalog,
  * listen, run the loop with its periodic work (idle and slowloris reaping,
- * segment roll by age, time-based flushes, waking parked fetches), and shut
- * down cleanly. */
+ * segment roll by age, time-based flushes, waking parked fetches, the
+ * partition sizes for /metrics), and shut down cleanly. */
 #include "broker/broker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "protocol/kmsg.h"
+#include "serve/metrics.h"
 #include "storage/cleaner.h"
 #include "storage/flusher.h"
 
@@ -241,6 +244,188 @@ static void checkpoint(struct broker *b)
         submit_checkpoint(b, fds, n, token);
 }
 
+/* --- metrics ------------------------------------------------------------------
+ * Counters are registered here and updated where things happen (conn.c,
+ * handle_produce.c, the flush thread).  The catalog belongs to the loop
+ * thread, so once a second the loop copies what /metrics shows of each
+ * partition into a snapshot, and the collector renders the latest one. */
+
+/* One partition as of the last snapshot. */
+struct part_stat {
+    const char *topic; /* view into the snapshot's names */
+    int32_t partition;
+    int64_t size_bytes, log_start, log_end;
+};
+
+struct stats_snapshot {
+    int n;
+    int ntopics;
+    struct part_stat *parts; /* n, in the same block */
+};
+
+struct broker_stats {
+    pthread_mutex_t mu;          /* guards snap; the loop only ever trylocks it */
+    struct stats_snapshot *snap; /* owned (one block: xfree) */
+};
+
+/* Loop thread: copies the partitions' sizes and offsets into one block. */
+static struct stats_snapshot *snapshot_catalog(const struct catalog *cat)
+{
+    size_t names = 0;
+    int n = 0;
+    for (int i = 0; i < cat->ntopics; i++) {
+        names += strlen(cat->topics[i]->name) + 1;
+        n += cat->topics[i]->npartitions;
+    }
+    struct stats_snapshot *s = xmalloc(sizeof *s + sizeof(struct part_stat) * (size_t)n + names);
+    if (!s)
+        return NULL;
+    s->n = n;
+    s->ntopics = cat->ntopics;
+    s->parts = (struct part_stat *)(s + 1);
+    char *np = (char *)(s->parts + n);
+    int k = 0;
+    for (int i = 0; i < cat->ntopics; i++) {
+        const struct topic *t = cat->topics[i];
+        size_t len = strlen(t->name) + 1;
+        memcpy(np, t->name, len);
+        for (int p = 0; p < t->npartitions; p++) {
+            const struct plog *lg = t->parts[p]->log;
+            s->parts[k++] = (struct part_stat){np, p, plog_size(lg), lg->log_start_offset, lg->next_offset};
+        }
+        np += len;
+    }
+    return s;
+}
+
+/* Loop thread: publishes a new snapshot unless a scrape is reading the
+ * old one (then the next second's will do): the loop never waits. */
+static void publish_stats(struct broker *b)
+{
+    struct broker_stats *st = b->m.stats;
+    if (!st)
+        return;
+    struct stats_snapshot *s = snapshot_catalog(&b->cat);
+    if (!s)
+        return;
+    if (pthread_mutex_trylock(&st->mu) != 0) {
+        xfree(s);
+        return;
+    }
+    struct stats_snapshot *old = st->snap;
+    st->snap = s;
+    pthread_mutex_unlock(&st->mu);
+    xfree(old);
+}
+
+static void write_part_family(struct metrics_writer *w, const struct stats_snapshot *s, const char *name,
+                              const char *help, int what)
+{
+    metrics_write_family(w, name, help, METRICS_GAUGE);
+    for (int i = 0; i < s->n; i++) {
+        const struct part_stat *p = &s->parts[i];
+        char pn[16];
+        snprintf(pn, sizeof pn, "%d", (int)p->partition);
+        int64_t v = what == 0 ? p->size_bytes : what == 1 ? p->log_start : p->log_end;
+        metrics_write_int(w, METRICS_LABELS({"topic", p->topic}, {"partition", pn}), v);
+    }
+}
+
+/* The rendering thread: the partitions of the last snapshot. */
+static void collect_stats(struct metrics_writer *w, void *arg)
+{
+    struct broker_stats *st = arg;
+    pthread_mutex_lock(&st->mu);
+    const struct stats_snapshot *s = st->snap;
+    if (s) {
+        metrics_write_family(w, "shopstream_broker_topics", "Topics, internal ones included.",
+                             METRICS_GAUGE);
+        metrics_write_int(w, NULL, 0, s->ntopics);
+        metrics_write_family(w, "shopstream_broker_partitions", "Partitions of all topics.", METRICS_GAUGE);
+        metrics_write_int(w, NULL, 0, s->n);
+        write_part_family(w, s, "shopstream_broker_log_size_bytes",
+                          "Bytes of the partition's segment files (as of the last second).", 0);
+        write_part_family(w, s, "shopstream_broker_log_start_offset",
+                          "The partition's first offset still in the log.", 1);
+        write_part_family(w, s, "shopstream_broker_log_end_offset",
+                          "The partition's log end offset (next offset to be written = high watermark).", 2);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void observe_flush(void *arg, int64_t ns)
+{
+    metrics_observe(arg, (double)ns / 1e9);
+}
+
+/* Registers the broker's series and its collector.  A failure only loses
+ * metrics (it is logged), never the broker. */
+static void init_metrics(struct broker *b)
+{
+    struct broker_metrics *m = &b->m;
+    for (int i = 0; i < api_table_len; i++) {
+        int16_t key = api_table[i].key;
+        const struct kmsg_api *spec = kmsg_api(key);
+        if (key < 0 || key >= BROKER_METRIC_APIS || !spec)
+            continue;
+        m->requests[key] = metrics_counter("shopstream_broker_requests_total",
+                                           "Kafka requests received, by API.",
+                                           METRICS_LABELS({"api", spec->name}));
+        m->errors[key] = metrics_counter("shopstream_broker_request_errors_total",
+                                         "Requests refused by closing the connection (malformed, "
+                                         "unsupported version), by API; api=\"unknown\": API "
+                                         "keys not served and unreadable headers.",
+                                         METRICS_LABELS({"api", spec->name}));
+        m->latency[key] = metrics_histogram("shopstream_broker_request_seconds",
+                                            "Time from a request's arrival to its response being ready "
+                                            "(Fetch long-polls and Produce fsync waits included), by API.",
+                                            metrics_latency_bounds, metrics_latency_nbounds,
+                                            METRICS_LABELS({"api", spec->name}));
+    }
+    m->errors_unknown = metrics_counter("shopstream_broker_request_errors_total", "",
+                                        METRICS_LABELS({"api", "unknown"}));
+    m->bytes_in = metrics_counter("shopstream_broker_bytes_in_total", "Bytes read from client sockets.",
+                                  NULL, 0);
+    m->bytes_out = metrics_counter("shopstream_broker_bytes_out_total",
+                                   "Bytes written to client sockets (sendfile included).", NULL, 0);
+    m->connections = metrics_gauge("shopstream_broker_connections", "Client connections open.", NULL, 0);
+    m->accepted = metrics_counter("shopstream_broker_connections_accepted_total",
+                                  "Client connections accepted.", NULL, 0);
+    m->records_in = metrics_counter("shopstream_broker_records_in_total",
+                                    "Records appended to partition logs by Produce (idempotent "
+                                    "retries not counted again).",
+                                    NULL, 0);
+    m->flush = metrics_histogram("shopstream_broker_flush_seconds",
+                                 "Duration of each fdatasync of a segment or index file on the flush thread.",
+                                 metrics_latency_bounds, metrics_latency_nbounds, NULL, 0);
+    flusher_set_observer(b->flusher, observe_flush, m->flush);
+    struct broker_stats *st = xcalloc(1, sizeof *st);
+    if (!st) {
+        log_warn("metrics: out of memory; partition sizes are left out");
+        return;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    m->stats = st;
+    publish_stats(b);
+    if (metrics_register_collector(collect_stats, st) < 0)
+        log_warn("metrics: out of memory; partition sizes are left out");
+}
+
+static void free_metrics(struct broker *b)
+{
+    struct broker_stats *st = b->m.stats;
+    if (b->flusher)
+        flusher_set_observer(b->flusher, NULL, NULL);
+    if (!st)
+        return;
+    /* once this returns no render is reading st */
+    metrics_unregister_collector(collect_stats, st);
+    xfree(st->snap);
+    pthread_mutex_destroy(&st->mu);
+    xfree(st);
+    b->m.stats = NULL;
+}
+
 /* Once a second: reap connections, roll old segments, time-based flushes. */
 static void tick(struct loop *l, void *arg)
 {
@@ -274,6 +459,7 @@ static void tick(struct loop *l, void *arg)
             }
         }
     }
+    publish_stats(b);
     if (!b->stopping)
         loop_timer(l, 1000, tick, b);
 }
@@ -322,6 +508,7 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
             b->listen_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     set_advertised(b);
+    init_metrics(b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     loop_set_on_wakeup(b->loop, on_wakeup, b);
     b->last_retention_ms = b->last_cleaner_ms = b->last_checkpoint_ms = clock_wall_ms();
@@ -346,6 +533,7 @@ void broker_stop(struct broker *b)
 
 void broker_free(struct broker *b)
 {
+    free_metrics(b);
     while (b->conns)
         conn_close(b->conns, NULL);
     if (b->listen_fd >= 0) {

@@ -82,7 +82,8 @@ struct broker_metrics {
     struct metric *requests[BROKER_METRIC_APIS]; /* requests_total{api} by API key */
     struct metric *latency[BROKER_METRIC_APIS];  /* request_seconds{api}: received to response ready */
     struct metric *errors[BROKER_METRIC_APIS];   /* request_errors_total{api}: malformed, closed */
-    struct metric *errors_unknown;               /* ... {api="unknown"}: API keys not served */
+    struct metric *errors_unknown;               /* ... {api="unknown"}: API keys not served,
+                                                  * malformed request headers */
     struct metric *bytes_in, *bytes_out;         /* socket bytes */
     struct metric *connections, *accepted;       /* open now, accepted in all */
     struct metric *records_in;                   /* records appended by Produce */

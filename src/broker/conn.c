@@ -282,6 +282,7 @@ static int conn_request(struct conn *c, const uint8_t *frame, int32_t len)
     arena_init(&r->arena);
     obuf_init(&r->out);
     if (parse_header(r) < 0) {
+        metrics_inc(b->m.errors_unknown);
         log_warn("closing %s: malformed request header", c->peer);
         request_free(r);
         return -1;

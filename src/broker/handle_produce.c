@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/records.h"
+#include "serve/metrics.h"
 #include "storage/flusher.h"
 
 struct produce_state {
@@ -123,6 +124,7 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
     pr->BaseOffset = base;
     pr->LogStartOffset = part->log->log_start_offset;
     b->appends++;
+    metrics_add(b->m.records_in, bi.record_count);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* cmd_broker.c: `shopstream broker`: reads Kafka-style properties (a file,
- * then --listen/--data-dir/--set in order), runs the broker, and stops it
- * cleanly on SIGTERM or SIGINT. */
+ * then --listen/--data-dir/--metrics/--set in order), runs the broker (and
+ * the /metrics server when metrics.listen is set), and stops it cleanly on
+ * SIGTERM or SIGINT. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "cli/commands.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "serve/metrics_http.h"
 
 static struct broker *running;
 
@@ -23,7 +25,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: shopstream broker [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--set key=value]...\n"
+            "usage: shopstream broker [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--metrics HOST:PORT]\n"
+            "                         [--set key=value]...\n"
             "\n"
             "Runs the Kafka-compatible broker (default 127.0.0.1:9092, data in ./shopstream-data).\n"
             "Settings use Apache Kafka's property names (listeners, advertised.listeners, log.dirs,\n"
@@ -32,6 +35,8 @@ static void usage(FILE *f)
             "  --config FILE       a server.properties-style file\n"
             "  --listen HOST:PORT  same as --set listeners=PLAINTEXT://HOST:PORT\n"
             "  --data-dir DIR      same as --set log.dirs=DIR\n"
+            "  --metrics HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics (port 0:\n"
+            "                      a free one, logged); same as --set metrics.listen=HOST:PORT\n"
             "  --set key=value     any property; later settings win\n"
             "  --verbose           debug logging\n");
 }
@@ -69,6 +74,8 @@ int cmd_broker(int argc, char **argv)
             config_set(&cfg, "listeners", l);
         } else if (!strcmp(a, "--data-dir")) {
             config_set(&cfg, "log.dirs", val);
+        } else if (!strcmp(a, "--metrics")) {
+            config_set(&cfg, "metrics.listen", val);
         } else if (!strcmp(a, "--set")) {
             if (config_set_pair(&cfg, val, err, sizeof err) < 0) {
                 fprintf(stderr, "shopstream broker: --set %s.\n", err);
@@ -85,8 +92,21 @@ int cmd_broker(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    char mhost[256];
+    int mport = 0;
+    const char *ml = config_get(&cfg, "metrics.listen");
+    if (ml && metrics_http_parse_listen(ml, mhost, sizeof mhost, &mport, err, sizeof err) < 0) {
+        fprintf(stderr, "shopstream broker: metrics.listen: %s.\n", err);
+        goto out;
+    }
     struct broker b;
     if (broker_init(&b, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "shopstream broker: %s.\n", err);
+        broker_free(&b);
+        goto out;
+    }
+    struct metrics_http *mh = NULL;
+    if (ml && !(mh = metrics_http_start(mhost, mport, err, sizeof err))) {
         fprintf(stderr, "shopstream broker: %s.\n", err);
         broker_free(&b);
         goto out;
@@ -101,6 +121,7 @@ int cmd_broker(int argc, char **argv)
     broker_run(&b);
     log_info("shutting down");
     running = NULL;
+    metrics_http_stop(mh);
     broker_free(&b);
     log_info("stopped cleanly");
     rc = 0;

@@ -183,9 +183,12 @@ static void stop_all(struct demo *d, struct serve *s)
         d->sim_started = 0;
         fprintf(stderr, CMD ": simulator stopped, its events acknowledged\n");
     }
+    int ran = 0;
     for (int k = 0; k < NPROCS; k++)
-        if (d->procs[k].started)
+        if (d->procs[k].started) {
             stream_app_stop(d->procs[k].app);
+            ran = 1;
+        }
     for (int k = 0; k < NPROCS; k++)
         if (d->procs[k].started) {
             pthread_join(d->procs[k].thread, NULL);
@@ -199,7 +202,8 @@ static void stop_all(struct demo *d, struct serve *s)
         d->procs[k].app = NULL;
         d->procs[k].proc = NULL;
     }
-    fprintf(stderr, CMD ": processors stopped, their offsets committed\n");
+    if (ran)
+        fprintf(stderr, CMD ": processors stopped, their offsets committed\n");
     if (s)
         serve_stop(s);
     if (d->broker_ok) {

@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/process_setup.h"
 #include "common/log.h"
+#include "serve/metrics_http.h"
 #include "shop/event.h"
 #include "shop/processors.h"
 #include "shop/sink.h"
@@ -64,6 +65,8 @@ static const char usage_text[] =
     "  --uv-exact-cap N        distinct users counted exactly up to N per window, then\n"
     "                          HyperLogLog, standard error 0.81% (default 100000)\n"
     "  --commit-interval-ms MS how often results and offsets are committed (default 1000)\n"
+    "  --metrics HOST:PORT     serve Prometheus metrics (shopstream_processor_*) at\n"
+    "                          http://HOST:PORT/metrics; port 0 picks a free one (logged)\n"
     "\n"
     "Common client options:\n"
     "  --bootstrap HOST:PORT[,HOST:PORT]  cluster to talk to (default " CLIENT_DEFAULT_BOOTSTRAP ")\n"
@@ -169,7 +172,10 @@ int cmd_process(int argc, char **argv)
     long long n, commit_ms = 1000;
     int rc = 1;
     rd_kafka_t *admin = NULL;
-    char err[1024];
+    char err[1024], mhost[256];
+    const char *metrics_listen = NULL;
+    int mport = 0;
+    struct metrics_http *mh = NULL;
 
     client_opts_init(&o);
     proc_settings_default(&s);
@@ -234,6 +240,15 @@ int cmd_process(int argc, char **argv)
             if (t < 0 || parse_i64("--uv-exact-cap", v, 0, 100000000, &n) < 0)
                 goto out;
             s.uv_exact_cap = (size_t)n;
+        } else if (OPT("--metrics")) {
+            if (t < 0)
+                goto out;
+            if (metrics_http_parse_listen(v, mhost, sizeof mhost, &mport, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: --metrics: %s.\n", CMD, err);
+                rc = 2;
+                goto out;
+            }
+            metrics_listen = v;
         } else if (OPT("--commit-interval-ms")) {
             if (t < 0 || parse_i64("--commit-interval-ms", v, 10, 600000, &commit_ms) < 0)
                 goto out;
@@ -287,6 +302,10 @@ int cmd_process(int argc, char **argv)
                           &procs[k].proc, &procs[k].app) < 0)
             goto out;
 
+    if (metrics_listen && !(mh = metrics_http_start(mhost, mport, err, sizeof err))) {
+        fprintf(stderr, "%s: %s.\n", CMD, err);
+        goto out;
+    }
     {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -334,6 +353,7 @@ int cmd_process(int argc, char **argv)
         }
     }
 out:
+    metrics_http_stop(mh);
     for (int k = 0; k < nprocs; k++) {
         stream_app_destroy(procs[k].app);
         proc_free(procs[k].proc);

@@ -79,15 +79,27 @@ static enum MHD_Result send_json_error(struct MHD_Connection *c, unsigned status
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **ctx)
 {
+    static int seen_headers;
     (void)cls;
     (void)version;
     (void)upload;
-    (void)upload_size;
-    (void)ctx;
+    /* Errors are answered at once (a request body is then not read, and the
+     * connection closes). */
     if (strcmp(url, "/metrics"))
         return send_json_error(c, MHD_HTTP_NOT_FOUND, "not found: metrics are at /metrics");
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return send_json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET");
+    /* A response queued in the first call (headers only) makes
+     * libmicrohttpd close the connection; answered in the second, a
+     * scraper's connection is kept alive. */
+    if (!*ctx) {
+        *ctx = &seen_headers;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0; /* a GET with a body: the body is ignored */
+        return MHD_YES;
+    }
     struct obuf o;
     obuf_init(&o);
     if (metrics_render(&o) < 0) {

@@ -15,6 +15,21 @@
  *   messages: a consumer that assign()s and commits nothing (its group.id
  *     is never joined), borrowed from a small pool.
  *
+ * The group requests run on a handle of their own, because of a bug of
+ * librdkafka (2.0.2 and later, upstream issue 4605, fix proposed in pull
+ * request 5397): an admin request sent to a group coordinator
+ * (DescribeConsumerGroups, ListConsumerGroupOffsets) that times out while
+ * the coordinator is unknown or down stays queued, and when the coordinator
+ * comes back the handle frees the request's state twice and aborts the
+ * process (assertion `eonce->refcnt > 0` in
+ * rd_kafka_enq_once_del_source_return).  A long-lived server would die on
+ * the first cluster outage.  So these requests never time out inside
+ * librdkafka (the longest request timeout it accepts, an hour); ops stops
+ * waiting at its own deadline instead and then retires the handle: it is
+ * destroyed once its last user is done, which fails what is still queued
+ * through the safe path of rd_kafka_destroy, and the next group request
+ * makes a new one.
+ *
  * As cmd_group.c explains, librdkafka 2.0.2's ListConsumerGroupOffsets
  * without partitions sends an empty topic array below OffsetFetch v6, which
  * a broker answers with nothing, so committed offsets are asked for every
@@ -48,6 +63,9 @@
 #define OPS_POLL_MS 100
 /* The group.id of the browsing consumers, which never join it. */
 #define OPS_BROWSE_GROUP "shopstream-serve-browser"
+/* The request timeout of the group requests, librdkafka's maximum (see the
+ * top of the file: they must not time out inside librdkafka). */
+#define OPS_COORD_REQUEST_TIMEOUT_MS (3600 * 1000)
 /* Stale messages drained from a consumer going back to the pool, at most. */
 #define OPS_DRAIN_MAX 10000
 
@@ -59,10 +77,21 @@ struct broker_sizes {
     size_t n;
 };
 
+/* The admin handle of the group requests (see the top of the file). */
+struct coord_handle {
+    rd_kafka_t *rk; /* owned */
+    int users;      /* requests holding it; guarded by ops->coord_lock */
+    int retired;    /* a request on it was given up: destroy it when users
+                       drops to 0, and use a new one meanwhile */
+};
+
 struct ops {
     const struct client_opts *o;   /* borrows */
-    rd_kafka_t *rk;                /* the admin handle, owned */
+    rd_kafka_t *rk;                /* the admin handle (all but group requests), owned */
     int timeout_ms;                /* bound of each call */
+
+    pthread_mutex_t coord_lock;
+    struct coord_handle *coord;    /* the current group handle or NULL, owned */
 
     pthread_mutex_t size_lock;
     int64_t sizes_at;              /* clock_mono_ms() of the last refresh */
@@ -97,8 +126,8 @@ static int looks_unreachable(rd_kafka_resp_err_t e)
            e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__RESOLVE;
 }
 
-/* The length of s without trailing periods, spaces and newlines, so that a
- * sentence built from clauses ends with exactly one period. */
+/* The length of s without trailing periods, spaces and newlines, so that
+ * clauses can be joined into one sentence. */
 static int clause_len(const char *s)
 {
     size_t n = strlen(s);
@@ -108,7 +137,7 @@ static int clause_len(const char *s)
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-/* Writes "WHAT: REASON." to err, adding the last connection error when the
+/* Writes "WHAT: REASON" to err, adding the last connection error when the
  * cluster looks unreachable.  Returns 504 for a timeout, else 502. */
 static int fail_kafka(const struct ops *ops, char *err, size_t errlen, const char *what,
                       rd_kafka_resp_err_t code, const char *reason)
@@ -119,10 +148,10 @@ static int fail_kafka(const struct ops *ops, char *err, size_t errlen, const cha
     if (looks_unreachable(code))
         client_last_error(last, sizeof last);
     if (last[0])
-        snprintf(err, errlen, "%s: %.*s (is the cluster at %s up? last client error: %.*s).",
+        snprintf(err, errlen, "%s: %.*s (is the cluster at %s up? last client error: %.*s)",
                  what, clause_len(r), r, ops->o->bootstrap, clause_len(last), last);
     else
-        snprintf(err, errlen, "%s: %.*s.", what, clause_len(r), r);
+        snprintf(err, errlen, "%s: %.*s", what, clause_len(r), r);
     return is_timeout(code) ? 504 : 502;
 }
 
@@ -159,14 +188,16 @@ static void err_utf8(char *err, size_t errlen)
 static int finish(int status, struct jbuf *b, struct jbuf *out, char *err, size_t errlen)
 {
     if (status == 200 && b->oom)
-        status = fail(err, errlen, 500, "out of memory.");
+        status = fail(err, errlen, 500, "out of memory");
     if (status == 200) {
         size_t before = out->len;
 
         json_w_raw(out, NULL, b->p, b->len);
         if (out->oom) {
             out->len = before;
-            status = fail(err, errlen, 500, "out of memory.");
+            if (out->p)
+                out->p[before] = 0;
+            status = fail(err, errlen, 500, "out of memory");
         }
     }
     jbuf_free(b);
@@ -218,21 +249,43 @@ static int is_internal(const char *topic)
 
 /* ---- the handle, metadata, admin requests ---- */
 
+/* Settings of every handle of ops (before the user's -X).  A server
+ * outlives cluster outages: librdkafka's default reconnect backoff grows to
+ * 10 s, and a console that stays failing that long after the cluster is
+ * back looks broken. */
+#define OPS_CONF_COMMON "reconnect.backoff.max.ms", "1000"
+
+/* An admin handle like client_admin_new's (a producer that never produces
+ * and never asks for topics to be created), with OPS_CONF_COMMON.  Returns
+ * owned (rd_kafka_destroy) or NULL after printing the reason. */
+static rd_kafka_t *admin_new(const struct client_opts *o)
+{
+    static const char *const defaults[] = {
+        "allow.auto.create.topics", "false",
+        OPS_CONF_COMMON,
+        NULL,
+    };
+    rd_kafka_conf_t *conf = client_conf_new(o, OPS_CMD, RD_KAFKA_PRODUCER, defaults);
+
+    return conf ? client_handle_new(OPS_CMD, RD_KAFKA_PRODUCER, conf) : NULL;
+}
+
 struct ops *ops_new(const struct client_opts *o, char *err, size_t errlen)
 {
     struct ops *ops = xcalloc(1, sizeof *ops);
 
     if (!ops) {
-        fail(err, errlen, 500, "out of memory.");
+        fail(err, errlen, 500, "out of memory");
         return NULL;
     }
     ops->o = o;
     ops->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
     pthread_mutex_init(&ops->size_lock, NULL);
     pthread_mutex_init(&ops->pool_lock, NULL);
-    /* client_admin_new prints the reason to stderr. */
-    if (!(ops->rk = client_admin_new(o, OPS_CMD))) {
-        fail(err, errlen, 500, "could not create the Kafka client for the operations console.");
+    pthread_mutex_init(&ops->coord_lock, NULL);
+    /* Both print the reason to stderr. */
+    if (!(ops->rk = admin_new(o))) {
+        fail(err, errlen, 500, "could not create the Kafka client for the operations console");
         ops_free(ops);
         return NULL;
     }
@@ -258,10 +311,16 @@ void ops_free(struct ops *ops)
         rd_kafka_destroy(ops->pool[k]);
     }
     sizes_clear(ops);
+    /* Retired handles went with their last user; this one has none. */
+    if (ops->coord) {
+        rd_kafka_destroy(ops->coord->rk);
+        xfree(ops->coord);
+    }
     if (ops->rk)
         rd_kafka_destroy(ops->rk);
     pthread_mutex_destroy(&ops->size_lock);
     pthread_mutex_destroy(&ops->pool_lock);
+    pthread_mutex_destroy(&ops->coord_lock);
     xfree(ops);
 }
 
@@ -296,7 +355,7 @@ static int find_topic(const struct ops *ops, const struct rd_kafka_metadata *md,
             break;
         }
     if (!*mt || (*mt)->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        return fail(err, errlen, 404, "topic '%s' does not exist.", topic);
+        return fail(err, errlen, 404, "topic '%s' does not exist", topic);
     /* A topic still electing leaders reports an error but has partitions. */
     if ((*mt)->err && (*mt)->partition_cnt == 0) {
         char what[300];
@@ -307,27 +366,38 @@ static int find_topic(const struct ops *ops, const struct rd_kafka_metadata *md,
     return 200;
 }
 
-/* An admin request's options, its timeout the time left.  Returns owned
+/* Options for an admin request on rk with the given timeout.  Returns owned
  * (rd_kafka_AdminOptions_destroy). */
-static rd_kafka_AdminOptions_t *admin_opts(struct ops *ops, rd_kafka_admin_op_t op,
-                                           int64_t deadline)
+static rd_kafka_AdminOptions_t *admin_opts_rk(rd_kafka_t *rk, rd_kafka_admin_op_t op,
+                                              int timeout_ms)
 {
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(ops->rk, op);
-    int left = left_ms(deadline);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
     char e[128];
 
-    rd_kafka_AdminOptions_set_request_timeout(opts, left > 0 ? left : 1, e, sizeof e);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms > 0 ? timeout_ms : 1, e, sizeof e);
     return opts;
 }
 
-/* Waits for one result on q.  Returns it owned (rd_kafka_event_destroy),
- * free of a request-level error, or NULL with *status and err set. */
+/* Options for a request on the admin handle, timing out with deadline. */
+static rd_kafka_AdminOptions_t *admin_opts(struct ops *ops, rd_kafka_admin_op_t op,
+                                           int64_t deadline)
+{
+    return admin_opts_rk(ops->rk, op, left_ms(deadline));
+}
+
+/* Waits for one result on q until the deadline (plus a margin for
+ * librdkafka's own timeout).  Returns it owned (rd_kafka_event_destroy),
+ * free of a request-level error, or NULL with *status and err set, and
+ * *gave_up set (if not NULL) when nothing came. */
 static rd_kafka_event_t *admin_wait(struct ops *ops, rd_kafka_queue_t *q, int64_t deadline,
-                                    const char *what, int *status, char *err, size_t errlen)
+                                    const char *what, int *status, int *gave_up, char *err,
+                                    size_t errlen)
 {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms(deadline) + OPS_ADMIN_MARGIN_MS);
 
     if (!ev) {
+        if (gave_up)
+            *gave_up = 1;
         *status = fail_kafka(ops, err, errlen, what, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL);
         return NULL;
     }
@@ -456,6 +526,10 @@ static void sizes_lock(struct ops *ops, const struct rd_kafka_metadata *md, int6
         int left = left_ms(deadline);
         char e[256];
 
+        /* Half the client timeout at most: other requests wait for this
+         * refresh, and a broker that takes longer goes without sizes. */
+        if (left > ops->timeout_ms / 2)
+            left = ops->timeout_ms / 2 > 0 ? ops->timeout_ms / 2 : 1;
         s->id = md->brokers[b].id;
         s->ok = left > 0 && logdirs_query(md->brokers[b].host, md->brokers[b].port, left, &s->v,
                                           &s->n, e, sizeof e) == 0;
@@ -685,7 +759,7 @@ static int describe_configs(struct ops *ops, const char *topic, int64_t deadline
     rd_kafka_DescribeConfigs(ops->rk, &cr, 1, opts, q);
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_ConfigResource_destroy(cr);
-    *ev = admin_wait(ops, q, deadline, what, &status, err, errlen);
+    *ev = admin_wait(ops, q, deadline, what, &status, NULL, err, errlen);
     rd_kafka_queue_destroy(q);
     if (!*ev)
         return status;
@@ -694,7 +768,7 @@ static int describe_configs(struct ops *ops, const char *topic, int64_t deadline
         status = fail_kafka(ops, err, errlen, what, RD_KAFKA_RESP_ERR__BAD_MSG,
                             "the broker returned no result for the topic");
     else if (rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        status = fail(err, errlen, 404, "topic '%s' does not exist.", topic);
+        status = fail(err, errlen, 404, "topic '%s' does not exist", topic);
     else if (rd_kafka_ConfigResource_error(rs[0]))
         status = fail_kafka(ops, err, errlen, what, rd_kafka_ConfigResource_error(rs[0]),
                             rd_kafka_ConfigResource_error_string(rs[0]));
@@ -822,6 +896,7 @@ static rd_kafka_t *pool_get(struct ops *ops, char *err, size_t errlen)
         /* Prefetch less than the default 64 MiB per partition: a browse
          * reads at most OPS_BROWSE_MAX_BODY-ish of it. */
         "queued.max.messages.kbytes", "16384",
+        OPS_CONF_COMMON,
         NULL,
     };
     rd_kafka_conf_t *conf;
@@ -836,7 +911,7 @@ static rd_kafka_t *pool_get(struct ops *ops, char *err, size_t errlen)
     /* Both print the reason to stderr. */
     if (!(conf = client_conf_new(ops->o, OPS_CMD, RD_KAFKA_CONSUMER, defaults)) ||
         !(rk = client_handle_new(OPS_CMD, RD_KAFKA_CONSUMER, conf))) {
-        fail(err, errlen, 500, "could not create a Kafka consumer to read the messages.");
+        fail(err, errlen, 500, "could not create a Kafka consumer to read the messages");
         return NULL;
     }
     /* Errors come out of rd_kafka_consumer_poll. */
@@ -845,7 +920,9 @@ static rd_kafka_t *pool_get(struct ops *ops, char *err, size_t errlen)
 }
 
 /* Takes rk back: unassigns it and drops what it had fetched, then keeps it
- * idle if there is room and it is healthy, else closes it. */
+ * idle if there is room and it is healthy, else closes it.  A consumer
+ * that saw errors or timed out is not healthy: its connections may sit in
+ * a reconnect backoff, and a new consumer connects at once. */
 static void pool_put(struct ops *ops, rd_kafka_t *rk, int healthy)
 {
     rd_kafka_message_t *m;
@@ -915,23 +992,23 @@ static int browse_check(const struct ops_browse *in, struct ops_browse *r, char 
 {
     *r = *in;
     if (r->partition == -1)
-        return fail(err, errlen, 400, "the partition parameter is required.");
+        return fail(err, errlen, 400, "the partition parameter is required");
     if (r->partition < 0)
-        return fail(err, errlen, 400, "partition must be a partition number (0 or more).");
+        return fail(err, errlen, 400, "partition must be a partition number (0 or more)");
     if (r->offset < -1)
-        return fail(err, errlen, 400, "offset must be 0 or more.");
+        return fail(err, errlen, 400, "offset must be 0 or more");
     if (r->time_ms < -1)
-        return fail(err, errlen, 400, "time must be milliseconds since the epoch (0 or more).");
+        return fail(err, errlen, 400, "time must be milliseconds since the epoch (0 or more)");
     if (r->offset >= 0 && r->time_ms >= 0)
-        return fail(err, errlen, 400, "give offset or time, not both.");
+        return fail(err, errlen, 400, "give offset or time, not both");
     if (r->limit == -1)
         r->limit = OPS_BROWSE_DEFAULT_LIMIT;
     if (r->limit < 1 || r->limit > OPS_BROWSE_MAX_LIMIT)
-        return fail(err, errlen, 400, "limit must be from 1 to %d.", OPS_BROWSE_MAX_LIMIT);
+        return fail(err, errlen, 400, "limit must be from 1 to %d", OPS_BROWSE_MAX_LIMIT);
     if (r->scan == -1)
         r->scan = OPS_BROWSE_DEFAULT_SCAN;
     if (r->scan < 1 || r->scan > OPS_BROWSE_MAX_SCAN)
-        return fail(err, errlen, 400, "scan must be from 1 to %d.", OPS_BROWSE_MAX_SCAN);
+        return fail(err, errlen, 400, "scan must be from 1 to %d", OPS_BROWSE_MAX_SCAN);
     if (r->q && !*r->q)
         r->q = NULL;
     return 200;
@@ -1000,7 +1077,7 @@ int ops_messages(struct ops *ops, const char *topic, const struct ops_browse *in
     for (int p = 0; p < mt->partition_cnt; p++)
         found |= mt->partitions[p].id == r.partition;
     if (!found) {
-        status = fail(err, errlen, 400, "topic '%s' has no partition %d (it has %d).", topic,
+        status = fail(err, errlen, 400, "topic '%s' has no partition %d (it has %d)", topic,
                       (int)r.partition, mt->partition_cnt);
         goto out;
     }
@@ -1090,7 +1167,8 @@ int ops_messages(struct ops *ops, const char *topic, const struct ops_browse *in
         } else {
             /* Say why it timed out, when the consumer said something. */
             if (last_err)
-                snprintf(reason, sizeof reason, "no record arrived in time (last consumer error: %.*s)",
+                snprintf(reason, sizeof reason,
+                         "no record arrived in time (last consumer error: %.*s)",
                          clause_len(last_errstr), last_errstr);
             else
                 snprintf(reason, sizeof reason, "no record arrived in time");
@@ -1107,13 +1185,61 @@ out:
     if (al)
         rd_kafka_topic_partition_list_destroy(al);
     if (rk)
-        pool_put(ops, rk, !fatal);
+        pool_put(ops, rk, !fatal && !timed_out && !last_err);
     if (md)
         rd_kafka_metadata_destroy(md);
     return finish(status, &b, out, err, errlen);
 }
 
 /* ---- groups ---- */
+
+/* The current group handle, made if there is none.  Returns it with a use
+ * counted (give it back with coord_put), or NULL with err set. */
+static struct coord_handle *coord_get(struct ops *ops, char *err, size_t errlen)
+{
+    struct coord_handle *ch;
+
+    pthread_mutex_lock(&ops->coord_lock);
+    if (!(ch = ops->coord)) {
+        if ((ch = xcalloc(1, sizeof *ch)) && !(ch->rk = admin_new(ops->o))) {
+            xfree(ch);
+            ch = NULL;
+        }
+        ops->coord = ch;
+    }
+    if (ch)
+        ch->users++;
+    pthread_mutex_unlock(&ops->coord_lock);
+    if (!ch)
+        fail(err, errlen, 500, "could not create the Kafka client for the group requests");
+    return ch;
+}
+
+/* A request on ch was given up: no new request may use ch. */
+static void coord_retire(struct ops *ops, struct coord_handle *ch)
+{
+    pthread_mutex_lock(&ops->coord_lock);
+    ch->retired = 1;
+    if (ops->coord == ch)
+        ops->coord = NULL;
+    pthread_mutex_unlock(&ops->coord_lock);
+}
+
+/* Gives ch back; the last user of a retired handle destroys it (on its own
+ * thread: rd_kafka_destroy waits for librdkafka's threads, which takes a
+ * moment, and this happens only after a cluster failure). */
+static void coord_put(struct ops *ops, struct coord_handle *ch)
+{
+    int destroy;
+
+    pthread_mutex_lock(&ops->coord_lock);
+    destroy = --ch->users == 0 && ch->retired;
+    pthread_mutex_unlock(&ops->coord_lock);
+    if (destroy) {
+        rd_kafka_destroy(ch->rk);
+        xfree(ch);
+    }
+}
 
 /* One consumer group as gathered by groups_collect. */
 struct grp {
@@ -1130,7 +1256,9 @@ struct grp {
 
 /* Everything the group queries need, from one round of requests. */
 struct gsnap {
-    rd_kafka_event_t *list_ev, *desc_ev;  /* owned */
+    struct ops *ops;                      /* borrows */
+    struct coord_handle *ch;              /* a use of the group handle (coord_put) */
+    rd_kafka_event_t *list_ev, *desc_ev;  /* owned (events of ch) */
     const struct rd_kafka_metadata *md;   /* owned */
     struct grp *g;                        /* owned, sorted by id */
     size_t n;
@@ -1151,6 +1279,9 @@ static void gsnap_free(struct gsnap *s)
         rd_kafka_event_destroy(s->desc_ev);
     if (s->list_ev)
         rd_kafka_event_destroy(s->list_ev);
+    /* The events of a handle go before it. */
+    if (s->ch)
+        coord_put(s->ops, s->ch);
     memset(s, 0, sizeof *s);
 }
 
@@ -1168,14 +1299,20 @@ static int cmp_grp(const void *x, const void *y)
 static int groups_collect(struct ops *ops, const char *only, int64_t deadline, struct gsnap *s,
                           char *err, size_t errlen)
 {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(ops->rk);
+    rd_kafka_queue_t *q = NULL;
     rd_kafka_topic_partition_list_t *every = NULL;
     rd_kafka_AdminOptions_t *opts;
     const char **ids = NULL;
     size_t pending = 0, k;
-    int status = 200;
+    int status = 200, gave_up = 0, failed = 0;
+    rd_kafka_t *rk;
 
     memset(s, 0, sizeof *s);
+    s->ops = ops;
+    if (!(s->ch = coord_get(ops, err, errlen)))
+        return 500;
+    rk = s->ch->rk;
+    q = rd_kafka_queue_new(rk);
     if (only) {
         if (!(s->g = xcalloc(1, sizeof *s->g)))
             goto oom;
@@ -1188,11 +1325,12 @@ static int groups_collect(struct ops *ops, const char *only, int64_t deadline, s
         const rd_kafka_error_t **errors;
         size_t nvalid, nerrors;
 
-        opts = admin_opts(ops, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, deadline);
-        rd_kafka_ListConsumerGroups(ops->rk, opts, q);
+        opts = admin_opts_rk(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS,
+                             OPS_COORD_REQUEST_TIMEOUT_MS);
+        rd_kafka_ListConsumerGroups(rk, opts, q);
         rd_kafka_AdminOptions_destroy(opts);
         if (!(s->list_ev = admin_wait(ops, q, deadline, "could not list the consumer groups",
-                                      &status, err, errlen)))
+                                      &status, &gave_up, err, errlen)))
             goto fail;
         res = rd_kafka_event_ListConsumerGroups_result(s->list_ev);
         valid = rd_kafka_ListConsumerGroups_result_valid(res, &nvalid);
@@ -1223,13 +1361,14 @@ static int groups_collect(struct ops *ops, const char *only, int64_t deadline, s
             goto oom;
         for (k = 0; k < s->n; k++)
             ids[k] = s->g[k].id;
-        opts = admin_opts(ops, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, deadline);
-        rd_kafka_DescribeConsumerGroups(ops->rk, ids, s->n, opts, q);
+        opts = admin_opts_rk(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+                             OPS_COORD_REQUEST_TIMEOUT_MS);
+        rd_kafka_DescribeConsumerGroups(rk, ids, s->n, opts, q);
         rd_kafka_AdminOptions_destroy(opts);
         if (!(s->desc_ev = admin_wait(ops, q, deadline,
                                       only ? "could not describe the consumer group"
                                            : "could not describe the consumer groups",
-                                      &status, err, errlen)))
+                                      &status, &gave_up, err, errlen)))
             goto fail;
         descs = rd_kafka_DescribeConsumerGroups_result_groups(
             rd_kafka_event_DescribeConsumerGroups_result(s->desc_ev), &nd);
@@ -1279,14 +1418,16 @@ static int groups_collect(struct ops *ops, const char *only, int64_t deadline, s
         rd_kafka_ListConsumerGroupOffsets_t *req;
 
         g->offs_err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-        if (every->cnt == 0) {
-            g->offs_err = RD_KAFKA_RESP_ERR_NO_ERROR; /* no partition: nothing committed */
+        if (every->cnt == 0 || g->desc_err == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
+            /* No partition, or no group: nothing committed. */
+            g->offs_err = RD_KAFKA_RESP_ERR_NO_ERROR;
             continue;
         }
         req = rd_kafka_ListConsumerGroupOffsets_new(g->id, every);
-        opts = admin_opts(ops, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, deadline);
+        opts = admin_opts_rk(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS,
+                             OPS_COORD_REQUEST_TIMEOUT_MS);
         rd_kafka_AdminOptions_set_opaque(opts, g);
-        rd_kafka_ListConsumerGroupOffsets(ops->rk, &req, 1, opts, q);
+        rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opts, q);
         rd_kafka_AdminOptions_destroy(opts);
         rd_kafka_ListConsumerGroupOffsets_destroy(req);
         pending++;
@@ -1298,8 +1439,10 @@ static int groups_collect(struct ops *ops, const char *only, int64_t deadline, s
         struct grp *g;
         size_t n;
 
-        if (!ev)
+        if (!ev) {
+            gave_up = 1;
             break; /* the rest stay __TIMED_OUT */
+        }
         pending--;
         g = rd_kafka_event_opaque(ev);
         if (!g || rd_kafka_event_type(ev) != RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT) {
@@ -1345,14 +1488,19 @@ static int groups_collect(struct ops *ops, const char *only, int64_t deadline, s
     watermarks(ops, s->wm, s->nwm, deadline);
     goto out;
 oom:
-    status = fail(err, errlen, 500, "out of memory.");
+    status = fail(err, errlen, 500, "out of memory");
 fail:
-    gsnap_free(s);
+    failed = 1;
 out:
     if (every)
         rd_kafka_topic_partition_list_destroy(every);
     xfree(ids);
     rd_kafka_queue_destroy(q);
+    /* Something is still queued in librdkafka: see the top of the file. */
+    if (gave_up)
+        coord_retire(ops, s->ch);
+    if (failed)
+        gsnap_free(s);
     return status;
 }
 
@@ -1430,8 +1578,10 @@ int ops_groups(struct ops *ops, struct jbuf *out, char *err, size_t errlen)
 
 static int cmp_member(const void *x, const void *y)
 {
-    const char *a = rd_kafka_MemberDescription_consumer_id(*(const rd_kafka_MemberDescription_t *const *)x);
-    const char *b = rd_kafka_MemberDescription_consumer_id(*(const rd_kafka_MemberDescription_t *const *)y);
+    const rd_kafka_MemberDescription_t *p = *(const rd_kafka_MemberDescription_t *const *)x;
+    const rd_kafka_MemberDescription_t *q = *(const rd_kafka_MemberDescription_t *const *)y;
+    const char *a = rd_kafka_MemberDescription_consumer_id(p);
+    const char *b = rd_kafka_MemberDescription_consumer_id(q);
 
     return strcmp(a ? a : "", b ? b : "");
 }
@@ -1479,7 +1629,7 @@ int ops_group(struct ops *ops, const char *group, struct jbuf *out, char *err, s
     jbuf_init(&b);
     memset(&s, 0, sizeof s);
     if (!group || !*group) {
-        status = fail(err, errlen, 404, "the consumer group '' does not exist.");
+        status = fail(err, errlen, 404, "the consumer group '' does not exist");
         goto out;
     }
     if ((status = groups_collect(ops, group, deadline, &s, err, errlen)) != 200)
@@ -1487,7 +1637,7 @@ int ops_group(struct ops *ops, const char *group, struct jbuf *out, char *err, s
     g = &s.g[0];
     snprintf(what, sizeof what, "could not describe consumer group '%s'", group);
     if (g->desc_err == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
-        status = fail(err, errlen, 404, "consumer group '%s' does not exist.", group);
+        status = fail(err, errlen, 404, "consumer group '%s' does not exist", group);
         goto out;
     }
     if (!g->desc) {
@@ -1505,7 +1655,7 @@ int ops_group(struct ops *ops, const char *group, struct jbuf *out, char *err, s
     for (size_t k = 0; k < noffs; k++)
         ncommitted += !offs[k]->err && offs[k]->offset >= 0;
     if (g->state == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD && ncommitted == 0) {
-        status = fail(err, errlen, 404, "consumer group '%s' does not exist.", group);
+        status = fail(err, errlen, 404, "consumer group '%s' does not exist", group);
         goto out;
     }
     nmembers = rd_kafka_ConsumerGroupDescription_member_count(g->desc);
@@ -1650,5 +1800,5 @@ int ops_lags(struct ops *ops, struct ops_lag **out, size_t *n, char *err, size_t
 oom:
     gsnap_free(&s);
     ops_lags_free(v, cnt);
-    return fail(err, errlen, 500, "out of memory.");
+    return fail(err, errlen, 500, "out of memory");
 }

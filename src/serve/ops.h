@@ -8,10 +8,13 @@
  * server.h's.
  *
  * Every function is safe to call from any thread, concurrently: one
- * long-lived admin handle serves all metadata and admin requests (each with
- * its own temporary queue), message browsing borrows a consumer from a
- * small pool, and topic sizes are cached for OPS_SIZE_CACHE_MS.  Each call
- * is bounded by the client timeout (client_opts.timeout_ms) as a whole.
+ * long-lived admin handle serves metadata, offsets and configs, a second one
+ * the consumer-group requests (replaced after a cluster failure, to steer
+ * clear of a librdkafka crash; see ops.c), each request with its own
+ * temporary queue; message browsing borrows a consumer from a small pool;
+ * topic sizes are cached for OPS_SIZE_CACHE_MS.  Each call is bounded by
+ * the client timeout (client_opts.timeout_ms) as a whole, give or take the
+ * time to close a retired handle.
  *
  * Every name, key, value and header that comes from the cluster is shown as
  * UTF-8 with ill-formed bytes replaced by U+FFFD (utf8.h). */
@@ -50,8 +53,9 @@ void ops_free(struct ops *ops);
  * returns the HTTP status: 200; 400 (a bad parameter) or 404 (unknown topic
  * or group); 502 (the cluster answered with an error) or 504 (it did not
  * answer in time); 500 (out of memory).  On any status but 200 nothing is
- * appended to out and err holds one sentence (ending with a period) for the
- * error body.  err must hold at least a few hundred bytes to be useful. */
+ * appended to out and err holds one sentence without a final period (like
+ * serve's other messages) for the error body; names in it are repaired to
+ * UTF-8.  err should hold a few hundred bytes. */
 
 /* GET /api/cluster: {"cluster_id","controller_id","brokers":[{"id","host","port"}]},
  * brokers sorted by id; cluster_id null and controller_id -1 when the

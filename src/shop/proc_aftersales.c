@@ -259,7 +259,7 @@ static int user_refund(struct proc *p, struct stream_ctx *c, const struct stream
     for (size_t k = 0; k < u->n; k++)
         if (!strcmp(u->r[k].id, f.id))
             goto out; /* seen: every update of an order repeats its refunds */
-    p->n.events++;
+    PROC_ADD(p->n.events, 1);
     u->r[u->n++] = f;
     qsort(u->r, u->n, sizeof u->r[0], refund_by_ts);
     /* Keep the window (event time, up to the newest refund) and the cap. */

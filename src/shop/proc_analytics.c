@@ -47,6 +47,8 @@ enum { IN_CLICKS = 0, IN_ORDERS = 1, IN_AFTERSALES = 2, IN_PARTIALS = 3 };
 #define NSIZES 3
 static const char *const size_name[NSIZES] = {"1m", "1h", "1d"};
 static const int64_t size_ms[NSIZES] = {60000, 3600000, 86400000};
+_Static_assert(NSIZES == sizeof((struct proc_counts *)0)->late_events / sizeof(long long),
+               "late_events has one counter per window size");
 
 #define SESSION_IDLE_MS (2LL * 3600 * 1000) /* a session quiet this long is forgotten */
 #define PARTIAL_VERSION 1
@@ -144,7 +146,7 @@ static void analytics_task_close(void *data)
         d->windows = w->next;
         kpi_agg_free(w->agg);
         xfree(w);
-        d->proc->n.open_windows--;
+        PROC_ADD(d->proc->n.open_windows, -1);
     }
     for (size_t k = 0; k < d->sessions_cap; k++)
         xfree(d->sessions[k].id);
@@ -185,8 +187,9 @@ static struct window *find_window(struct task_data *d, struct proc *p, int size,
     w->size = size;
     w->next = d->windows;
     d->windows = w;
-    if (++p->n.open_windows > p->n.peak_windows)
-        p->n.peak_windows = p->n.open_windows;
+    PROC_ADD(p->n.open_windows, 1);
+    if (p->n.open_windows > p->n.peak_windows)
+        PROC_SET(p->n.peak_windows, p->n.open_windows);
     if (w->agg->end < d->next_close)
         d->next_close = w->agg->end;
     return w;
@@ -332,6 +335,7 @@ static int count_event(struct proc *p, struct stream_ctx *c, struct task_data *d
             if (!(w = find_window(d, p, z, window_start(d->max_ts, z), 1)))
                 return -1;
             w->agg->late_events++;
+            PROC_ADD(p->n.late_events[z], 1);
         } else {
             if (!(w = find_window(d, p, z, start, 1)) ||
                 kpi_agg_add_hashed(w->agg, ev, step, uh) < 0)
@@ -422,7 +426,7 @@ static int flush_windows(struct proc *p, struct stream_ctx *c, struct task_data 
             *pw = w->next;
             kpi_agg_free(w->agg);
             xfree(w);
-            p->n.open_windows--;
+            PROC_ADD(p->n.open_windows, -1);
             continue;
         }
         if (tick && save_window(p, c, w) < 0)
@@ -581,7 +585,7 @@ static int publish(struct proc *p, struct stream_ctx *c, struct task_data *d, st
     jbuf_reset(&p->out);
     if (kpi_agg_write_json(sum, final, &p->out) < 0)
         goto out;
-    p->n.results++;
+    PROC_ADD(p->n.results, 1);
     rc = stream_emit(c, SHOP_TOPIC_KPIS, -1, m->key, strlen(m->key), p->out.p, p->out.len,
                      m->start);
 out:
@@ -706,8 +710,9 @@ static void analytics_restored(struct stream_ctx *c, const void *key, size_t kle
         w->size = size;
         w->next = d->windows;
         d->windows = w;
-        if (++p->n.open_windows > p->n.peak_windows)
-            p->n.peak_windows = p->n.open_windows;
+        PROC_ADD(p->n.open_windows, 1);
+        if (p->n.open_windows > p->n.peak_windows)
+            PROC_SET(p->n.peak_windows, p->n.open_windows);
         if (agg->end < d->next_close)
             d->next_close = agg->end;
     } else if (klen > 2 && !memcmp(k, "s/", 2)) {

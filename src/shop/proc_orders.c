@@ -51,7 +51,7 @@ static int publish_state(struct proc *p, struct stream_ctx *c)
     jbuf_reset(&p->out);
     if (order_book_write_json(&p->book, &p->out) < 0)
         return -1;
-    p->n.results++;
+    PROC_ADD(p->n.results, 1);
     return stream_emit(c, SHOP_TOPIC_ORDER_STATE, -1, p->book.order_id,
                        strlen(p->book.order_id), p->out.p, p->out.len, p->book.last_ts);
 }
@@ -117,7 +117,7 @@ static int deadletter_stored(struct proc *p, struct stream_ctx *c, const struct 
     jbuf_raw(o, "}", 1);
     if (o->oom)
         return -1;
-    p->n.deadletters++;
+    PROC_ADD(p->n.deadletters, 1);
     return stream_emit(c, SHOP_TOPIC_DEADLETTER, -1, oid, strlen(oid), o->p, o->len, e->ts);
 }
 
@@ -212,7 +212,7 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
     if (rc == 1) {
         /* A duplicate: publish the same state again (the first publication
          * may have been lost in a crash after the state was stored). */
-        p->n.duplicates++;
+        PROC_ADD(p->n.duplicates, 1);
         return publish_state(p, c);
     }
     order_book_fold(&p->book, &p->s.rules);
@@ -221,7 +221,7 @@ static int orders_process(struct stream_ctx *c, const struct stream_record *r)
     if (store_book(p, c) < 0 || publish_state(p, c) < 0)
         return -1;
     if (was_new)
-        p->n.orders_held++;
+        PROC_ADD(p->n.orders_held, 1);
     if (p->ev.ts > was_newest && set_retention_timer(p, c) < 0)
         return -1;
     if (!was_paid_unshipped && p->book.paid_ts >= 0 && set_sla_timer(p, c) < 0)
@@ -245,8 +245,8 @@ static int orders_timer(struct stream_ctx *c, int input, const void *key, size_t
         return 0;
     if (stream_watermark(c, IN_ORDERS) != INT64_MIN &&
         newest_ts(b) < stream_watermark(c, IN_ORDERS) - p->s.order_retention_ms) {
-        p->n.orders_held--;
-        p->n.orders_forgotten++;
+        PROC_ADD(p->n.orders_held, -1);
+        PROC_ADD(p->n.orders_forgotten, 1);
         return stream_del(c, key, klen);
     }
     order_book_fold(b, &p->s.rules);
@@ -293,7 +293,7 @@ static void orders_restored(struct stream_ctx *c, const void *key, size_t klen, 
     if (order_book_decode(&p->book, val, vlen) < 0)
         return;
     order_book_fold(&p->book, &p->s.rules);
-    p->n.orders_held++;
+    PROC_ADD(p->n.orders_held, 1);
     set_sla_timer(p, c);
     set_retention_timer(p, c);
     for (size_t k = 0; k < p->book.nev; k++)

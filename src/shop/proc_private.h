@@ -9,6 +9,14 @@
 #include "shop/processors.h"
 
 struct reco_proc;
+struct proc_group;
+
+/* The counters in p->n are written by the processor's thread only and read
+ * by others (proc_counts, for /metrics): a relaxed atomic store of the
+ * incremented value is enough with one writer, and costs no locked
+ * instruction. */
+#define PROC_ADD(field, d) __atomic_store_n(&(field), (field) + (d), __ATOMIC_RELAXED)
+#define PROC_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 struct proc {
     const char *kind;              /* "orders", "aftersales" or "analytics" */
@@ -25,6 +33,11 @@ struct proc {
     struct reco_proc *reco;        /* recommend: the model and what to publish */
     int64_t wall_ms;               /* wall clock, read every 1024 records */
     unsigned wall_reads;
+    /* the kind's process callback, which count_record (processors.c) wraps
+     * to count input records */
+    int (*process)(struct stream_ctx *c, const struct stream_record *r);
+    struct proc_group *group;      /* its series on /metrics (processors.c) */
+    struct proc *group_next;       /* the group's live processors */
 };
 
 /* Sends the record r to shop.deadletter with reason: value = a JSON object

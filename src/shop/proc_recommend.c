@@ -223,7 +223,7 @@ static int recommend_global(void *opaque, const struct stream_record *r)
         return -1;
     if (rc < 0)
         return 0;
-    __atomic_store_n(&p->n.observed, p->n.observed + 1, __ATOMIC_RELAXED);
+    PROC_ADD(p->n.observed, 1);
     if (ts > rp->last_ts)
         rp->last_ts = ts;
     if (dirty_add(&rp->users, user) < 0 || dirty_add(&rp->items, item) < 0)
@@ -271,7 +271,7 @@ static int publish(struct proc *p, struct stream_ctx *c, const char *prefix, con
     json_w_obj_end(&p->out);
     if (p->out.oom)
         return -1;
-    p->n.results++;
+    PROC_ADD(p->n.results, 1);
     return stream_emit(c, SHOP_TOPIC_RECS, -1, key, (size_t)kn, p->out.p, p->out.len, rp->last_ts);
 }
 

@@ -58,7 +58,9 @@ struct proc;
 /* Fills conf (name, inputs, callbacks, opaque) for the processor `kind`
  * ("orders", "aftersales", "analytics" or "recommend") named app_name, and returns its state (owned:
  * proc_free after the app is destroyed), or NULL if kind is unknown or
- * memory ran out. */
+ * memory ran out.  Its counters are shown on /metrics (serve/metrics.h) as
+ * shopstream_processor_*{processor=kind,app=app_name} until proc_free;
+ * processors of the same kind and name in one process are summed. */
 struct proc *proc_new(const char *kind, const char *app_name, const struct proc_settings *s,
                       struct stream_app_conf *conf);
 void proc_free(struct proc *p);
@@ -69,13 +71,19 @@ void proc_free(struct proc *p);
  * views into p. */
 const char *const *proc_internal_topics(struct proc *p);
 
-/* Counters for the closing summary. */
+/* Counters for the closing summary and /metrics.  The processor's thread
+ * writes them, with relaxed atomic stores, so other threads may read them
+ * (proc_counts) while it runs. */
 struct proc_counts {
+    long long records;                      /* input records processed */
     long long events, duplicates, deadletters, alerts, results;
+    long long late_events[3];               /* analytics: events counted late in the
+                                             * 1m, 1h and 1d windows */
     long long open_windows, peak_windows;   /* analytics: windows held in memory */
     long long observed;                     /* recommend: events the model learnt */
     long long orders_held, orders_forgotten; /* orders: books in the stores, dropped */
 };
+/* A snapshot of p's counters; any thread, while p lives. */
 void proc_counts(const struct proc *p, struct proc_counts *out);
 /* recommend: events the model learnt so far; safe from any thread. */
 long long proc_observed(const struct proc *p);

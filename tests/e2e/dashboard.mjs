@@ -9,8 +9,9 @@
 // funnel are drawn, an order lookup and a product's recommendations show,
 // data is shown as text (a hostile product id and order id are produced into
 // the demo's broker), the console pages list topics, messages, groups and
-// brokers, and the page loads nothing from elsewhere.  Screenshots go to
-// --out.  Last, the demo is stopped with SIGINT and must exit 0 within 30 s.
+// brokers, and the page loads nothing from elsewhere.  Screenshots (and
+// the demo's output, demo.log) go to --out.  Last, the demo is stopped with
+// SIGINT and must exit 0 within 30 s.
 //
 //   cd tests/e2e && npm ci            # once: playwright-core, pinned
 //   node tests/e2e/dashboard.mjs --bin bin/shopstream --out /tmp/shots
@@ -26,7 +27,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -34,6 +34,7 @@ const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disabl
 const OVERALL_TIMEOUT_MS = 240_000;
 const STARTUP_TIMEOUT_MS = 60_000;
 const CHANGE_TIMEOUT_MS = 90_000;
+const PREVIOUS_TIMEOUT_MS = 80_000;
 const STOP_TIMEOUT_MS = 30_000;
 const WINDOW_1M = 60_000;
 const XSS_PRODUCT = '<img src=x onerror="window.__xss=\'product\'">';
@@ -67,6 +68,16 @@ const opts = { bin: null, out: null, url: null };
   if (!opts.url && !opts.bin) usage('--bin is required');
   if (opts.bin) opts.bin = path.resolve(opts.bin);
   fs.mkdirSync(opts.out, { recursive: true });
+}
+
+// playwright-core is installed into tests/e2e/node_modules by `npm ci`.
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  console.log('not ok 1 - playwright-core is installed # run: cd tests/e2e && npm ci (' + e.message.split('\n')[0] + ')');
+  console.log('0 passed, 1 failed');
+  process.exit(1);
 }
 
 // --- reporting ---------------------------------------------------------------
@@ -171,6 +182,9 @@ async function finish(extraFailure) {
   await closeBrowser();
   if (failed) printDemoOutput();
   killDemo();
+  if (demo) {
+    try { fs.writeFileSync(path.join(opts.out, 'demo.log'), demoOutput); } catch (e) { /* best effort */ }
+  }
   removeDataDir();
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
@@ -235,7 +249,11 @@ async function startDemo() {
 
   // The demo prints "dashboard: URL" once serve listens (on another port if
   // the one asked for was taken meanwhile; the broker likewise).
-  const printed = await waitFor(() => (demoOutput.match(/https?:\/\/[^\s"'<>]+/) || [])[0], STARTUP_TIMEOUT_MS, 200);
+  const findUrl = () => {
+    const m = demoOutput.match(/dashboard:?\s*(https?:\/\/[^\s"'<>]+)/i) || demoOutput.match(/(https?:\/\/[^\s"'<>]+)/);
+    return m ? m[1] : null;
+  };
+  const printed = await waitFor(findUrl, STARTUP_TIMEOUT_MS, 200);
   check(printed, 'demo prints the dashboard URL', demoExited ? `demo exited: ${JSON.stringify(demoExited)}` : 'no URL in its output');
   let url = printed || origin + '/';
   origin = new URL(url).origin;
@@ -413,6 +431,13 @@ async function run() {
   }
   check(same, 'KPI cards equal /api/kpis for the window in #kpis[data-window-start]', (lastBad || []).join('; '));
 
+  // The previous-window figures are compared once there is a previous
+  // window: on a fresh demo that takes up to a minute and the lateness.
+  const hasPrev = await waitFor(async () => {
+    const b = await tryJSON('/api/kpis/latest?window=1m');
+    return b && b.previous && b.current;
+  }, PREVIOUS_TIMEOUT_MS, 1000);
+  check(hasPrev, 'a previous 1m window follows within 80 s');
   let prevSame = false;
   for (let attempt = 0; attempt < 15 && !prevSame; attempt++) {
     if (attempt) await sleep(400);
@@ -594,6 +619,15 @@ async function run() {
   await page.click('nav a[href="#/brokers"]');
   const brokers = await waitFor(async () => (await count(page, '#brokers-table tr.broker-row')) > 0, 15_000, 300);
   check(brokers, '#/brokers lists the broker');
+
+  // One /metrics for the whole demo: broker, processors and group lag.
+  const metrics = await (await fetch(origin + '/metrics', { signal: AbortSignal.timeout(10_000) })).text();
+  for (const family of ['shopstream_broker_requests_total', 'shopstream_broker_log_size_bytes',
+    'shopstream_broker_flush_seconds_bucket', 'shopstream_processor_events_total',
+    'shopstream_processor_dead_letters_total', 'shopstream_processor_late_events_total',
+    'shopstream_consumer_group_lag']) {
+    check(new RegExp('^' + family + '[{ ]', 'm').test(metrics), `/metrics of the demo has ${family}`);
+  }
 
   check(pageErrors.length === 0, 'no script errors on the page', pageErrors.join(' | '));
   check(foreign.length === 0, 'the page loads nothing from other origins', foreign.join(' '));

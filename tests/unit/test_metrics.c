@@ -4,14 +4,25 @@
  * invalid UTF-8, name checks, one handle per series, collectors (families
  * merged across collectors, duplicate series and clashing names dropped,
  * empty families left out, unregistering), float formatting, the rate
- * helper, and exact totals under concurrent updates while rendering. */
+ * helper, exact totals under concurrent updates while rendering, the
+ * processors' collector (one series per kind and name, summed), the
+ * /metrics HTTP server (200, HEAD, 404 and 405 as JSON, its listener closed
+ * on stop) and the flush thread's fsync observer. */
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/obuf.h"
 #include "serve/metrics.h"
+#include "serve/metrics_http.h"
+#include "shop/proc_private.h"
+#include "storage/flusher.h"
 #include "test.h"
 
 /* Renders the registry into a NUL-terminated string (owned: free). */
@@ -424,4 +435,176 @@ TEST(metrics_concurrent_updates)
     CHECK(strstr(s, want));
     CHECK_EQ(count_of(s, "t_reg_race_total{"), 50);
     free(s);
+}
+
+/* --- the processors' collector (shop/processors.c) ---------------------------- */
+
+TEST(metrics_processors_summed_per_label_set)
+{
+    metrics_reset();
+    struct proc_settings s;
+    struct stream_app_conf c1, c2, c3, c4;
+    proc_settings_default(&s);
+    struct proc *a = proc_new("orders", "shop-orders", &s, &c1);
+    struct proc *b = proc_new("orders", "shop-orders", &s, &c2); /* a second instance */
+    struct proc *k = proc_new("analytics", "shop-analytics", &s, &c3);
+    CHECK(a && b && k);
+    PROC_ADD(a->n.events, 5);
+    PROC_ADD(b->n.events, 7);
+    PROC_ADD(a->n.orders_held, 2);
+    PROC_ADD(k->n.late_events[1], 3);
+    char *t = render();
+    CHECK_EQ(count_of(t, "shopstream_processor_events_total{processor=\"orders\",app=\"shop-orders\"} 12\n"), 1);
+    CHECK_EQ(count_of(t, "shopstream_processor_events_total{processor=\"orders\""), 1);
+    CHECK(strstr(t, "shopstream_processor_events_total{processor=\"analytics\",app=\"shop-analytics\"} 0\n"));
+    CHECK(strstr(t, "shopstream_processor_orders_held{processor=\"orders\",app=\"shop-orders\"} 2\n"));
+    CHECK(!strstr(t, "shopstream_processor_orders_held{processor=\"analytics\""));
+    CHECK(strstr(t, "shopstream_processor_late_events_total{processor=\"analytics\",app=\"shop-analytics\","
+                    "window=\"1h\"} 3\n"));
+    CHECK(!strstr(t, "shopstream_processor_late_events_total{processor=\"orders\""));
+    CHECK(strstr(t, "shopstream_processor_events_per_second{processor=\"orders\",app=\"shop-orders\"} "));
+    CHECK_EQ(count_of(t, "# TYPE shopstream_processor_events_total counter\n"), 1);
+    free(t);
+    /* a freed instance's counts stay (counters never go back), its gauges go */
+    proc_free(a);
+    t = render();
+    CHECK(strstr(t, "shopstream_processor_events_total{processor=\"orders\",app=\"shop-orders\"} 12\n"));
+    CHECK(strstr(t, "shopstream_processor_orders_held{processor=\"orders\",app=\"shop-orders\"} 0\n"));
+    free(t);
+    struct proc *d = proc_new("orders", "shop-orders", &s, &c4);
+    PROC_ADD(d->n.events, 1);
+    t = render();
+    CHECK(strstr(t, "shopstream_processor_events_total{processor=\"orders\",app=\"shop-orders\"} 13\n"));
+    free(t);
+    /* the record count comes from the wrapped process callback */
+    struct proc_counts n;
+    proc_counts(d, &n);
+    CHECK_EQ(n.records, 0);
+    CHECK(c4.process && c4.opaque == d);
+    proc_free(b);
+    proc_free(d);
+    proc_free(k);
+}
+
+/* --- the /metrics server (serve/metrics_http.c) -------------------------------- */
+
+/* Sends a raw request to 127.0.0.1:port and returns the whole response
+ * (owned: free), read until the server closes. */
+static char *http_exchange(int port, const char *request)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(write(fd, request, strlen(request)), (long long)strlen(request));
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    CHECK(buf);
+    for (;;) {
+        if (cap - len < 4096)
+            CHECK((buf = realloc(buf, cap *= 2)));
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        CHECK(n >= 0);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+TEST(metrics_http_serves_and_refuses)
+{
+    metrics_reset();
+    metrics_inc(metrics_counter("t_http_total", "Served.", METRICS_LABELS({"x", "a\"b"})));
+    char host[64], err[256];
+    int port = -1;
+    CHECK_EQ(metrics_http_parse_listen("127.0.0.1:0", host, sizeof host, &port, err, sizeof err), 0);
+    CHECK(!strcmp(host, "127.0.0.1") && port == 0);
+    CHECK_EQ(metrics_http_parse_listen("[::1]:9100", host, sizeof host, &port, err, sizeof err), 0);
+    CHECK(!strcmp(host, "::1") && port == 9100);
+    CHECK_EQ(metrics_http_parse_listen(":9100", host, sizeof host, &port, err, sizeof err), 0);
+    CHECK(!strcmp(host, "") && port == 9100);
+    CHECK_EQ(metrics_http_parse_listen("localhost", host, sizeof host, &port, err, sizeof err), -1);
+    CHECK_EQ(metrics_http_parse_listen("h:99999", host, sizeof host, &port, err, sizeof err), -1);
+    CHECK_EQ(metrics_http_parse_listen("h:", host, sizeof host, &port, err, sizeof err), -1);
+    CHECK_EQ(metrics_http_parse_listen("::1:80", host, sizeof host, &port, err, sizeof err), -1);
+
+    struct metrics_http *s = metrics_http_start("127.0.0.1", 0, err, sizeof err);
+    CHECK(s);
+    port = metrics_http_port(s);
+    CHECK(port > 0);
+    /* a second server on the same port fails with a reason */
+    CHECK(!metrics_http_start("127.0.0.1", port, err, sizeof err));
+    CHECK(strstr(err, "Address already in use"));
+
+    char *r = http_exchange(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    CHECK(!strncmp(r, "HTTP/1.0 200", 12) || !strncmp(r, "HTTP/1.1 200", 12));
+    CHECK(strstr(r, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    CHECK(strstr(r, "\r\n\r\n# HELP t_http_total Served.\n# TYPE t_http_total counter\n"
+                    "t_http_total{x=\"a\\\"b\"} 1\n"));
+    free(r);
+    /* HTTP/1.1 keeps the connection for the next scrape */
+    r = http_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK_EQ(count_of(r, "HTTP/1.1 200 OK\r\n"), 2);
+    CHECK_EQ(count_of(r, "t_http_total{"), 2);
+    free(r);
+    r = http_exchange(port, "HEAD /metrics HTTP/1.0\r\n\r\n");
+    CHECK(strstr(r, " 200 ") && !strstr(r, "t_http_total"));
+    free(r);
+    r = http_exchange(port, "GET /metrics?x=1 HTTP/1.0\r\n\r\n"); /* the query is not the path */
+    CHECK(strstr(r, " 200 "));
+    free(r);
+    r = http_exchange(port, "GET / HTTP/1.0\r\n\r\n");
+    CHECK(strstr(r, " 404 "));
+    CHECK(strstr(r, "Content-Type: application/json"));
+    CHECK(strstr(r, "\"status\":404}"));
+    free(r);
+    r = http_exchange(port, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc");
+    CHECK(strstr(r, " 405 "));
+    CHECK(strstr(r, "Allow: GET, HEAD\r\n"));
+    CHECK(strstr(r, "{\"error\":\"method not allowed: use GET\",\"status\":405}"));
+    free(r);
+    metrics_http_stop(s);
+    /* the listener is closed: nothing answers on the port now */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0);
+    close(fd);
+    metrics_http_stop(NULL);
+}
+
+/* --- the flush thread's latency observer (storage/flusher.c) -------------------- */
+
+static void no_wake(void *arg)
+{
+    (void)arg;
+}
+
+static void observe_seconds(void *arg, int64_t ns)
+{
+    metrics_observe(arg, (double)ns / 1e9);
+}
+
+TEST(metrics_flusher_observes_each_fsync)
+{
+    metrics_reset();
+    struct metric *h = metrics_histogram("t_flush_seconds", "h", metrics_latency_bounds,
+                                         metrics_latency_nbounds, NULL, 0);
+    struct flusher *f = flusher_new(no_wake, NULL);
+    CHECK(f);
+    flusher_set_observer(f, observe_seconds, h);
+    char path[300];
+    snprintf(path, sizeof path, "%s/a", test_tmpdir());
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "x", 1), 1);
+    int fds[2] = {fd, dup(fd)}; /* one file twice: one fdatasync */
+    CHECK_EQ(flusher_submit(f, fds, 2, NULL, NULL), 0);
+    flusher_free(f); /* waits for the job */
+    CHECK(metrics_value(h) == 1);
 }

@@ -327,15 +327,29 @@ function scheduleRender(now, what) {
 // ---------------------------------------------------------------------------
 // Business page rendering
 
+/* sum: the figure grows as the window fills, so an open window is compared
+ * with the previous one at the same pace (below); ratios are compared as
+ * they are. */
 const KPI_CARDS = [
-  { id: 'kpi-gmv', field: 'gmv', kind: 'money' },
-  { id: 'kpi-orders', field: 'orders', kind: 'int' },
+  { id: 'kpi-gmv', field: 'gmv', kind: 'money', sum: true },
+  { id: 'kpi-orders', field: 'orders', kind: 'int', sum: true },
   { id: 'kpi-aov', field: 'aov', kind: 'money' },
-  { id: 'kpi-uv', field: 'uv', kind: 'int' },
+  { id: 'kpi-uv', field: 'uv', kind: 'int', sum: true },
   { id: 'kpi-conversion', field: 'conversion', kind: 'pct' },
-  { id: 'kpi-pv', field: 'pv', kind: 'int' },
-  { id: 'kpi-refunds', field: 'refunds', kind: 'money' },
+  { id: 'kpi-pv', field: 'pv', kind: 'int', sum: true },
+  { id: 'kpi-refunds', field: 'refunds', kind: 'money', sum: true },
 ];
+
+/* The share of an open window that has passed, by the wall clock, or null
+ * when that says nothing (a closed window, or event time far from now as in
+ * a replay).  Below 10 % a comparison would be noise. */
+function openShare(cur, win) {
+  if (!cur || cur.final) return null;
+  const size = WINDOW_MS[win];
+  const f = (Date.now() - cur.start) / size;
+  if (!(f > 0 && f < 1)) return null;
+  return f;
+}
 
 function fmtKpi(kind, v, currency) {
   if (!isNum(v)) return '—';
@@ -358,6 +372,7 @@ function renderBusiness() {
 }
 
 function renderKpis(win, cur, prev) {
+  const share = openShare(cur, win);
   const kpis = $('kpis');
   kpis.setAttribute('data-window', win);
   kpis.setAttribute('data-window-start', cur ? String(cur.start) : '');
@@ -369,9 +384,10 @@ function renderKpis(win, cur, prev) {
     const end = isNum(cur.end) ? cur.end : cur.start + WINDOW_MS[win];
     const range = win === '1d' ? fmtWindowLabel(cur.start, win) + ' (UTC)' : fmtWindowLabel(cur.start, win) + ' – ' + fmtWindowLabel(end, win);
     info.textContent = 'Window ' + range + (cur.final ? ' · final' : ' · in progress') +
+      (share !== null ? ' (' + Math.floor(share * 100) + '% elapsed)' : '') +
       (num(cur.late_events) ? ' · ' + fmtInt(cur.late_events) + ' late events' : '') +
       (cur.uv_exact === false ? ' · visitors estimated (±' + fmtPct(num(cur.uv_error)) + ')' : '') +
-      (prev ? ' · compared with ' + fmtWindowLabel(prev.start, win) : '');
+      (prev ? ' · compared with ' + fmtWindowLabel(prev.start, win) + (share !== null ? ' at the same pace' : '') : '');
   } else {
     info.textContent = state.loaded ? 'No ' + win + ' window yet: waiting for events…' : 'Loading…';
   }
@@ -389,8 +405,14 @@ function renderKpis(win, cur, prev) {
     prevEl.title = prev ? 'previous window (' + fmtWindowLabel(prev.start, win) + '): ' + fmtKpi(c.kind, p, prev.currency) : 'no previous window';
     const delta = card.querySelector('.delta');
     delta.className = 'delta';
-    if (isNum(v) && isNum(p) && p !== 0) {
-      const ch = (v - p) / Math.abs(p);
+    const paced = c.sum && share !== null;
+    delta.title = paced ? 'change against the previous window scaled to the ' + pctFmt.format(share) +
+      ' of this window that has passed' : 'change against the previous window';
+    if (paced && share < 0.1) {
+      delta.textContent = '';
+    } else if (isNum(v) && isNum(p) && p !== 0) {
+      const base = paced ? p * share : p;
+      const ch = (v - base) / Math.abs(base);
       const up = ch > 0;
       const badWhenUp = card.hasAttribute('data-bad-when-up');
       delta.textContent = (ch === 0 ? '■ ' : up ? '▲ ' : '▼ ') + pctFmt.format(Math.abs(ch));
@@ -404,8 +426,9 @@ function renderKpis(win, cur, prev) {
   }
 
   const list = seriesList(win);
-  $('chart-gmv-caption').textContent = 'per ' + WINDOW_WORD[win] + ', last ' + list.length + ' windows';
-  $('chart-orders-caption').textContent = 'per ' + WINDOW_WORD[win] + ', last ' + list.length + ' windows';
+  const caption = 'per ' + WINDOW_WORD[win] + (list.length === 1 ? ', 1 window' : ', last ' + list.length + ' windows');
+  $('chart-gmv-caption').textContent = caption;
+  $('chart-orders-caption').textContent = caption;
   drawChart($('chart-gmv'), list, { field: 'gmv', type: 'line', money: true, currency, win });
   drawChart($('chart-orders'), list, { field: 'orders', type: 'bar', win });
   drawFunnel($('funnel'), cur);
