@@ -205,6 +205,7 @@ const state = {
   orderShown: null,     /* order id in #order-result */
   popular: null,
   loaded: false,
+  currency: '',         /* the shop's currency, from the newest window that had a sale */
 };
 
 /* A window's counts only grow as it fills, so of two values of one window
@@ -392,7 +393,10 @@ function renderKpis(win, cur, prev) {
     info.textContent = state.loaded ? 'No ' + win + ' window yet: waiting for events…' : 'Loading…';
   }
 
-  const currency = cur ? cur.currency : prev ? prev.currency : '';
+  /* A window without a sale has no currency: show its zero GMV in the
+   * currency the shop last sold in. */
+  for (const k of [prev, cur]) if (k && str(k.currency)) state.currency = str(k.currency);
+  const currency = (cur && str(cur.currency)) || (prev && str(prev.currency)) || state.currency;
   for (const c of KPI_CARDS) {
     const card = $(c.id);
     const v = cur ? cur[c.field] : undefined;
@@ -401,8 +405,9 @@ function renderKpis(win, cur, prev) {
     card.querySelector('.kpi-value').textContent = fmtKpi(c.kind, v, currency);
     const prevEl = card.querySelector('.prev');
     prevEl.setAttribute('data-value', isNum(p) ? String(p) : '');
-    prevEl.textContent = 'vs ' + fmtKpi(c.kind, p, prev ? prev.currency : currency);
-    prevEl.title = prev ? 'previous window (' + fmtWindowLabel(prev.start, win) + '): ' + fmtKpi(c.kind, p, prev.currency) : 'no previous window';
+    const prevCurrency = (prev && str(prev.currency)) || currency;
+    prevEl.textContent = 'vs ' + fmtKpi(c.kind, p, prevCurrency);
+    prevEl.title = prev ? 'previous window (' + fmtWindowLabel(prev.start, win) + '): ' + fmtKpi(c.kind, p, prevCurrency) : 'no previous window';
     const delta = card.querySelector('.delta');
     delta.className = 'delta';
     const paced = c.sum && share !== null;
