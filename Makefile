@@ -100,8 +100,11 @@ test-clients: $(BIN)/shopstream bin/test_rdkafka_roundtrip
 test-long: test
 	SHOPSTREAM_LONG=1 ./tests/run.sh
 
+# The performance suite (issue 9): shopstream against librdkafka's mock
+# cluster, alternating, medians; summary in build/bench/summary.md.
+# BENCH_ARGS: --rounds N, --quick, --no-10gb.
 bench: bin/shopstream bin/kbench bin/mockbroker
-	./bench/broker_vs_mock.sh
+	/usr/bin/python3 bench/suite.py $(BENCH_ARGS)
 
 # The whole Online Retail file through the order processor, checked per day
 # against a direct computation from the CSV (bench/online_retail_direct.py).

@@ -1,327 +1,44 @@
-/* cmd_bench.c: `shopstream bench process analytics|recommend`: a
- * processor's throughput on this machine, as one line of JSON.
- *
- * Without --bootstrap it starts a private broker (this binary, on a free
- * 127.0.0.1 port, data in a temporary directory removed afterwards) and
- * fills it with `shopstream simulate --events N`.  Then it runs the
- * processor in this process over the whole backlog of its inputs, from the
- * first offset, in a fresh consumer group, and reports wall time and CPU
- * time of this process (the processor and its librdkafka threads; the
- * broker is another process) until the last record is processed:
- *   {"bench":"process analytics","events":N,"partitions":P,"seconds":S,
- *    "events_per_sec":E,"cpu_seconds":C,"events_per_cpu_sec":EC,
- *    "max_rss_kb":M}
- * events_per_cpu_sec is the per-core figure: events for each second of CPU
- * the processor used.  For recommend the clock stops once the model has
- * also learnt every observation (through the global input), and the line
- * adds "learnt", "learn_p99_us" and "answer_p99_us" (p99 of the time to
- * learn one event and to compute one user's recommendations, measured in
- * the processor; histogram buckets are powers of two, so the figure is the
- * bucket's upper bound).  Produce, consume and end-to-end benchmarks of the
- * broker are `make bench` (bench/broker_vs_mock.sh). */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
+/* cmd_bench.c: `shopstream bench MODE ...`: hands argv to the mode's file
+ * (bench.h).  Every mode prints one line of JSON with its figures; `make
+ * bench` (bench/suite.sh) runs them against shopstream and against a peer
+ * broker and writes the summary table. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <netinet/in.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "cli/client_opts.h"
+#include "cli/bench.h"
 #include "cli/commands.h"
-#include "cli/process_setup.h"
-#include "common/clock.h"
-#include "shop/event.h"
-#include "shop/sink.h"
-
-#define CMD "shopstream bench"
-
-extern char **environ;
 
 static const char usage_text[] =
-    "usage: shopstream bench process analytics|recommend [--events N] [--partitions P]\n"
-    "                                                    [--bootstrap HOST:PORT]\n"
+    "usage: shopstream bench MODE [options]   (MODE --help for its options)\n"
     "\n"
-    "Measures a processor over a backlog of simulated events and prints one line of\n"
-    "JSON: events/s of wall time and events per CPU-second (per core); for recommend\n"
-    "also the p99 time to learn one event and to answer for one user.\n"
+    "  produce     producer throughput (librdkafka), any acks, producers and partitions;\n"
+    "              with --consumers also consumers at once, and per-client figures\n"
+    "  consume     consumer throughput from the start of a topic (shopstream's own\n"
+    "              fetch client, or librdkafka)\n"
+    "  e2e         produce-to-consume latency at a fixed rate: p50, p99, p99.9, max\n"
+    "  start       broker start-up time to the first accepted connection\n"
+    "  memory      broker resident memory idle and with many partitions and connections\n"
+    "  process     a stream processor's throughput (analytics, recommend)\n"
     "\n"
-    "  --events N      events to simulate (default 2000000)\n"
-    "  --partitions P  partitions of the shop topics (default 2, one per core)\n"
-    "  --bootstrap B   use this cluster instead of a private broker; its shop topics'\n"
-    "                  whole content is the backlog, and N more events are added\n"
-    "  -X key=value    librdkafka settings of the processor\n";
+    "Without --bootstrap each starts a private broker on a free port.\n";
 
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static pid_t spawn(char *const argv[], int quiet)
-{
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-
-    posix_spawn_file_actions_init(&fa);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    }
-    if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-static int wait_port(int port, int timeout_ms)
-{
-    int64_t deadline = clock_mono_ms() + timeout_ms;
-    struct sockaddr_in a;
-
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    while (clock_mono_ms() < deadline) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return 0;
-        usleep(20000);
-    }
-    return -1;
-}
-
-/* Sum of the end offsets of the processor's inputs: the backlog. */
-static long long backlog(rd_kafka_t *admin)
-{
-    const char *topics[] = {SHOP_TOPIC_CLICKS, SHOP_TOPIC_ORDERS, SHOP_TOPIC_AFTERSALES};
-    const struct rd_kafka_metadata *md;
-    long long total = 0;
-
-    if (rd_kafka_metadata(admin, 1, NULL, &md, 10000))
-        return -1;
-    for (int t = 0; t < md->topic_cnt; t++)
-        for (size_t k = 0; k < 3; k++)
-            if (!strcmp(md->topics[t].topic, topics[k]))
-                for (int p = 0; p < md->topics[t].partition_cnt; p++) {
-                    int64_t lo, hi;
-                    if (rd_kafka_query_watermark_offsets(admin, topics[k], p, &lo, &hi, 10000))
-                        total = -1e18;
-                    total += hi - lo;
-                }
-    rd_kafka_metadata_destroy(md);
-    return total < 0 ? -1 : total;
-}
-
-struct app_thread {
-    struct stream_app *app;
-    int rc;
-    char err[512];
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} modes[] = {
+    {"produce", bench_produce}, {"consume", bench_consume}, {"e2e", bench_e2e},
+    {"start", bench_start},     {"memory", bench_memory},   {"process", bench_process},
 };
-
-static void *run_app(void *arg)
-{
-    struct app_thread *a = arg;
-    a->rc = stream_app_run(a->app, a->err, sizeof a->err);
-    return NULL;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 int cmd_bench(int argc, char **argv)
 {
-    struct client_opts o;
-    long long events = 2000000, partitions = 2;
-    const char *v;
-    char boot[64], dir[] = "/tmp/shopstream-bench.XXXXXX", evs[32], parts[16], start[40],
-                          port_s[64], prefix[64];
-    int rc = 1, own_broker = 0, t;
-    pid_t broker = -1;
-    rd_kafka_t *admin = NULL;
-    struct proc *proc = NULL;
-    struct app_thread at = {0};
-    struct proc_settings s;
-
-    client_opts_init(&o);
-    if (argc < 3 || strcmp(argv[1], "process") ||
-        (strcmp(argv[2], "analytics") && strcmp(argv[2], "recommend"))) {
-        int help = argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-        fputs(usage_text, help ? stdout : stderr);
-        client_opts_free(&o);
-        return help ? 0 : 2;
-    }
-    o.bootstrap = NULL;
-    for (int i = 3; i < argc;) {
-        if (!strcmp(argv[i], "--help")) {
-            fputs(usage_text, stdout);
-            client_opts_free(&o);
-            return 0;
-        }
-        if ((t = client_opts_take(&o, CMD, argc, argv, &i)) != 0) {
-            if (t < 0)
-                goto out;
-            continue;
-        }
-        if ((t = client_opt_value(CMD, "--events", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--events", v, 1, 1000000000, &events) < 0)
-                goto out;
-        } else if ((t = client_opt_value(CMD, "--partitions", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--partitions", v, 1, 1000, &partitions) < 0)
-                goto out;
-        } else {
-            fprintf(stderr, "%s: unknown option '%s'; see `%s --help`.\n", CMD, argv[i], CMD);
-            rc = 2;
-            goto out;
-        }
-    }
-    if (!o.bootstrap) {
-        int port = free_port();
-        if (port < 0 || !mkdtemp(dir)) {
-            fprintf(stderr, "%s: cannot set up a private broker: %s.\n", CMD, strerror(errno));
-            goto out;
-        }
-        snprintf(boot, sizeof boot, "127.0.0.1:%d", port);
-        snprintf(port_s, sizeof port_s, "%s", boot);
-        char *bargv[] = {"shopstream", "broker", "--listen", port_s, "--data-dir", dir, "--set",
-                         "group.initial.rebalance.delay.ms=0", NULL};
-        if ((broker = spawn(bargv, 1)) < 0 || wait_port(port, 15000) < 0) {
-            fprintf(stderr, "%s: the private broker did not start.\n", CMD);
-            goto out;
-        }
-        own_broker = 1;
-        o.bootstrap = boot;
-    }
-    /* Events of the last hours, so that no retention setting removes them. */
-    {
-        time_t now = time(NULL) - 3 * 3600;
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    snprintf(evs, sizeof evs, "%lld", events);
-    snprintf(parts, sizeof parts, "%lld", partitions);
-    {
-        char bs[64];
-        snprintf(bs, sizeof bs, "%s", o.bootstrap);
-        char *sargv[] = {"shopstream", "simulate", "--bootstrap", bs, "--events", evs,
-                         "--rate", "2000", "--as-fast-as-possible", "--start", start,
-                         "--partitions", parts, NULL};
-        int st;
-        pid_t sim = spawn(sargv, 1);
-        if (sim < 0 || waitpid(sim, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-            fprintf(stderr, "%s: simulating the events failed.\n", CMD);
-            goto out;
-        }
-    }
-    if (!(admin = client_admin_new(&o, CMD)))
-        goto out;
-    long long target = backlog(admin);
-    if (target <= 0) {
-        fprintf(stderr, "%s: the shop topics hold no events.\n", CMD);
-        goto out;
-    }
-    proc_settings_default(&s);
-    s.partitions = (int)partitions;
-    snprintf(prefix, sizeof prefix, "bench-%d-%lld", (int)getpid(), (long long)clock_wall_ms());
-    const char *kind = argv[2];
-    if (process_setup(kind, prefix, NULL, &s, 1000, &o, admin, &proc, &at.app) < 0)
-        goto out;
-    pthread_t th;
-    double cpu0 = cpu_seconds();
-    int64_t t0 = clock_mono_ms(), t1;
-    if (pthread_create(&th, NULL, run_app, &at) != 0) {
-        fprintf(stderr, "%s: cannot start a thread.\n", CMD);
-        goto out;
-    }
-    while (stream_app_records(at.app) < target && at.rc == 0)
-        usleep(2000);
-    if (!strcmp(kind, "recommend")) {
-        /* Learnt once every observation made of the backlog reached the
-         * model through the global input. */
-        char obs[300];
-        snprintf(obs, sizeof obs, "%s-recommend-observations", prefix);
-        long long want = -1;
-        for (int tries = 0; tries < 5000 && at.rc == 0; tries++) {
-            long long have = 0;
-            for (int p = 0; p < (int)partitions; p++) {
-                int64_t lo, hi;
-                if (!rd_kafka_query_watermark_offsets(admin, obs, p, &lo, &hi, 5000))
-                    have += hi - lo;
-            }
-            if (have == want && proc_observed(proc) >= want)
-                break;
-            want = have;
-            usleep(20000);
-        }
-    }
-    t1 = clock_mono_ms();
-    double cpu1 = cpu_seconds();
-    stream_app_stop(at.app);
-    pthread_join(th, NULL);
-    if (at.rc < 0) {
-        fprintf(stderr, "%s: the processor failed: %s.\n", CMD, at.err);
-        goto out;
-    }
-    {
-        struct rusage ru;
-        double secs = (t1 - t0) / 1000.0, cpu = cpu1 - cpu0;
-        getrusage(RUSAGE_SELF, &ru);
-        printf("{\"bench\":\"process %s\",\"events\":%lld,\"partitions\":%lld,"
-               "\"seconds\":%.3f,\"events_per_sec\":%.0f,\"cpu_seconds\":%.3f,"
-               "\"events_per_cpu_sec\":%.0f,\"max_rss_kb\":%ld",
-               kind, target, partitions, secs, target / secs, cpu, target / cpu, ru.ru_maxrss);
-        if (!strcmp(kind, "recommend")) {
-            int64_t obs_p99, ans_p99;
-            proc_recommend_latency(proc, &obs_p99, &ans_p99);
-            printf(",\"learnt\":%lld,\"learn_p99_us\":%.1f,\"answer_p99_us\":%.1f",
-                   proc_observed(proc), obs_p99 / 1000.0, ans_p99 / 1000.0);
-        }
-        printf("}\n");
-    }
-    rc = 0;
-out:
-    stream_app_destroy(at.app);
-    proc_free(proc);
-    if (admin)
-        rd_kafka_destroy(admin);
-    if (broker > 0) {
-        kill(broker, SIGTERM);
-        waitpid(broker, NULL, 0);
-    }
-    if (own_broker) {
-        char *rargv[] = {"rm", "-rf", dir, NULL};
-        pid_t p;
-        if (posix_spawnp(&p, "rm", NULL, NULL, rargv, environ) == 0)
-            waitpid(p, NULL, 0);
-    }
-    client_opts_free(&o);
-    return rc;
+    if (argc >= 2)
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+            if (!strcmp(argv[1], modes[i].name))
+                return modes[i].run(argc - 1, argv + 1);
+    int help = argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    if (argc > 1 && !help)
+        fprintf(stderr, "%s: unknown mode '%s'.\n", BENCH_CMD, argv[1]);
+    fputs(usage_text, help ? stdout : stderr);
+    return help ? 0 : 2;
 }

@@ -19,7 +19,7 @@ static const struct {
     {"simulate", cmd_simulate, "generate realistic synthetic shop traffic"},
     {"process", cmd_process, "run the stream processors (orders, aftersales, all)"},
     {"serve", cmd_serve, "HTTP API, dashboard and Prometheus metrics over the result topics"},
-    {"bench", cmd_bench, "benchmarks: bench process analytics"},
+    {"bench", cmd_bench, "benchmarks: produce, consume, e2e, start, memory, process"},
     {"replay", cmd_replay, "replay a public dataset (online-retail, olist, yoochoose) as events"},
     {"eval", cmd_eval, "offline evaluation: eval recommend --train FILE --test FILE [--k 20]"},
 };

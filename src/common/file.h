@@ -15,4 +15,9 @@ int file_write_synced(const char *path, const void *p, size_t n);
  * -1 with errno set (path unchanged). */
 int file_replace(const char *path, const void *p, size_t n);
 
+/* Creates directory path and any missing parents (mode 0755), like
+ * `mkdir -p`; an existing directory is fine.  Returns 0, or -1 with errno
+ * set. */
+int file_mkdirs(const char *path);
+
 #endif

@@ -245,7 +245,7 @@ int catalog_open(struct catalog *c, const char *data_dir, const struct config *b
     c->broker = broker;
     c->data_dir = xstrdup(data_dir);
     char path[4200];
-    if (mkdir(data_dir, 0755) < 0 && errno != EEXIST) {
+    if (file_mkdirs(data_dir) < 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
         return -1;
     }
