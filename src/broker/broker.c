@@ -3,6 +3,7 @@
  * segment roll by age, time-based flushes, waking parked fetches, the
  * partition sizes for /metrics), and shut down cleanly. */
 #include "broker/broker.h"
+#include "broker/group_store.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -561,6 +562,8 @@ struct topic *broker_auto_create(struct broker *b, const char *name, size_t len)
         return NULL;
     memcpy(buf, name, len);
     buf[len] = 0;
+    if (!strcmp(buf, GSTORE_TOPIC))
+        return gstore_topic(b);  /* internal: its own partitions and config */
     struct topic *t = NULL;
     char err[256];
     if (catalog_create(&b->cat, buf, b->default_partitions, NULL, &t, err, sizeof err) != 0) {

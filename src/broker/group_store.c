@@ -12,8 +12,8 @@
 
 static struct partition *group_part(struct broker *b, const char *id)
 {
-    struct topic *t = b->coord->offsets_topic;
-    return t->parts[group_partition_for(id, strlen(id), t->npartitions)];
+    struct topic *t = gstore_topic(b);
+    return t ? t->parts[group_partition_for(id, strlen(id), t->npartitions)] : NULL;
 }
 
 static void put_str(struct obuf *o, const char *s)
@@ -53,6 +53,8 @@ static int append(struct broker *b, const char *group, const struct records_rec 
                   bool *wait)
 {
     struct partition *p = group_part(b, group);
+    if (!p)
+        return KERR_COORDINATOR_NOT_AVAILABLE;
     struct obuf batch;
     obuf_init(&batch);
     int64_t now = clock_wall_ms();
@@ -311,29 +313,56 @@ static int replay_batch(void *arg, const uint8_t *batch, size_t n)
     return 0;
 }
 
+/* offsets.topic.num.partitions, checked. */
+static int offsets_partitions(struct broker *b, int64_t *n, char *err, size_t errlen)
+{
+    const char *v = config_get(b->cfg, "offsets.topic.num.partitions");
+    *n = 50;
+    if (v && (config_parse_i64(v, n) < 0 || *n < 1 || *n > 1000)) {
+        snprintf(err, errlen, "offsets.topic.num.partitions=%s must be between 1 and 1000", v);
+        return -1;
+    }
+    return 0;
+}
+
+struct topic *gstore_topic(struct broker *b)
+{
+    if (b->coord->offsets_topic)
+        return b->coord->offsets_topic;
+    int64_t n;
+    char err[256], e[256];
+    if (offsets_partitions(b, &n, err, sizeof err) < 0) {
+        log_warn("cannot create %s: %s", GSTORE_TOPIC, err);
+        return NULL;
+    }
+    struct config ov;
+    config_init(&ov);
+    config_set(&ov, "cleanup.policy", "compact");
+    const char *seg = config_get(b->cfg, "offsets.topic.segment.bytes");
+    config_set(&ov, "segment.bytes", seg ? seg : "104857600");
+    struct topic *t = NULL;
+    int rc = catalog_create(&b->cat, GSTORE_TOPIC, (int32_t)n, &ov, &t, e, sizeof e);
+    config_free(&ov);
+    if (rc) {
+        log_warn("cannot create %s: %s", GSTORE_TOPIC, e);
+        return NULL;
+    }
+    log_info("created %s with %lld partitions", GSTORE_TOPIC, (long long)n);
+    b->coord->offsets_topic = t;
+    return t;
+}
+
 int gstore_open(struct broker *b, char *err, size_t errlen)
 {
+    int64_t n;
+    if (offsets_partitions(b, &n, err, errlen) < 0)
+        return -1;
+    /* Created on the first group write (gstore_topic), as Kafka does: its
+     * 50 partitions cost a fresh broker tens of milliseconds of mkdir and
+     * file creation before it could listen. */
     struct topic *t = catalog_find(&b->cat, GSTORE_TOPIC, strlen(GSTORE_TOPIC));
-    if (!t) {
-        int64_t n = 50;
-        const char *v = config_get(b->cfg, "offsets.topic.num.partitions");
-        if (v && (config_parse_i64(v, &n) < 0 || n < 1 || n > 1000)) {
-            snprintf(err, errlen, "offsets.topic.num.partitions=%s must be between 1 and 1000", v);
-            return -1;
-        }
-        struct config ov;
-        config_init(&ov);
-        config_set(&ov, "cleanup.policy", "compact");
-        const char *seg = config_get(b->cfg, "offsets.topic.segment.bytes");
-        config_set(&ov, "segment.bytes", seg ? seg : "104857600");
-        char e[256];
-        int rc = catalog_create(&b->cat, GSTORE_TOPIC, (int32_t)n, &ov, &t, e, sizeof e);
-        config_free(&ov);
-        if (rc) {
-            snprintf(err, errlen, "cannot create %s: %s", GSTORE_TOPIC, e);
-            return -1;
-        }
-    }
+    if (!t)
+        return 0;
     b->coord->offsets_topic = t;
     int64_t t0 = clock_mono_ms();
     for (int32_t p = 0; p < t->npartitions; p++)

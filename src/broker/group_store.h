@@ -22,8 +22,13 @@
 
 #define GSTORE_TOPIC "__consumer_offsets"
 
-/* Creates the topic if needed and replays it into the coordinator. */
+/* Checks the settings and, when the topic exists, replays it into the
+ * coordinator.  A fresh broker has no such topic until gstore_topic. */
 int gstore_open(struct broker *b, char *err, size_t errlen);
+
+/* The topic, created on first use (compacted, offsets.topic.num.partitions
+ * partitions).  NULL when it cannot be created (logged). */
+struct topic *gstore_topic(struct broker *b);
 
 /* One offset to commit. */
 struct gstore_commit {

@@ -1001,12 +1001,13 @@ def produce_compression_bomb(b):
 @test()
 def produce_to_internal_topic(b):
     # Kafka refuses client appends to internal topics ("Cannot append to
-    # internal topic"), so clients cannot forge group offsets.  Only checked
-    # once the broker has __consumer_offsets.
+    # internal topic"), so clients cannot forge group offsets.  The broker
+    # creates __consumer_offsets on the first group write, like Kafka.
+    create_topic(b, "internal-probe", 1)
     with b.conn() as c:
+        eq(commit_offsets(c, "internal-probe-group", [("internal-probe", [(0, 1, "")])]),
+           {("internal-probe", 0): 0}, "a commit creates __consumer_offsets")
         t = metadata(c, 4, ["__consumer_offsets"], allow_auto=False)["topics"][0]
-        if t["error"] == UNKNOWN_TOPIC_OR_PARTITION:
-            return
         eq((t["error"], t["internal"]), (0, True), "__consumer_offsets metadata (error, is_internal)")
         before = log_end(c, "__consumer_offsets", 0)
         p = produce(c, "__consumer_offsets", 0, record_batch([(b"\x00\x01forged-key", b"\xff\xff")]))
