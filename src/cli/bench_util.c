@@ -232,6 +232,9 @@ int bench_topic_ensure(rd_kafka_t *admin, const struct client_opts *o, const cha
     char err[512], err2[512];
     int n;
 
+    /* an existing topic is used as it is (and the mock is not asked again) */
+    if ((n = stream_topic_partitions(admin, topic, o->timeout_ms, err2, sizeof err2)) > 0)
+        return n;
     if (stream_topics_create(admin, &spec, 1, o->timeout_ms, err, sizeof err) < 0 &&
         auto_create(o, topic) < 0) {
         fprintf(stderr, "%s: creating topic %s: %s.\n", BENCH_CMD, topic, err);
