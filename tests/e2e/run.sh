@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end tests of the serving layer (issue 8): the JSON API against the
 # result topics (test_api.py), the operations console (test_api_ops.py), the
-# Prometheus format checker (test_promcheck.py), and the dashboard in
+# Prometheus format checker (test_promcheck.py), every `shopstream bench`
+# mode with small counts (test_bench.py), and the dashboard in
 # headless Chromium driven by playwright-core (dashboard.mjs, which starts
 # `shopstream demo` itself).  Each starts what it needs on free ports.
 #
-# usage: tests/e2e/run.sh [NAME...]  NAME: api, api_ops, promcheck, dashboard
+# usage: tests/e2e/run.sh [NAME...]  NAME: api, api_ops, promcheck, bench, dashboard
 # Prints PASS/FAIL per test, then "N passed, N failed".
 #   SHOPSTREAM_TEST_VERBOSE=1  stream each test's output
 set -u
@@ -15,7 +16,7 @@ TIMEOUT="${SHOPSTREAM_TEST_TIMEOUT:-600}"
 BIN="${SHOPSTREAM_BIN:-$ROOT/bin/shopstream}"
 OUT="${SHOPSTREAM_E2E_OUT:-$ROOT/build/e2e}"
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(promcheck api api_ops dashboard)
+[ ${#names[@]} -eq 0 ] && names=(promcheck api api_ops bench dashboard)
 pass=0
 fail=0
 mkdir -p "$OUT"
