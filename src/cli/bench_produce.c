@@ -4,12 +4,21 @@
  * queue of a million records, linger 5 ms, acks=1, 100-byte values, no key.
  *
  * --producers K runs K producers at once, one librdkafka handle and one
- * thread each, sharing --records.  --consumers C adds C consumers in one
- * consumer group reading the topic while it is written; the run ends when
- * they have read every record written.  That is the many-clients case:
- * 16 producers and 16 consumers over 64 partitions.  A client is starved
- * when its rate is far below the others': the line reports the slowest
- * and fastest client against the mean.
+ * thread each, sharing --records.  --consumers C adds C consumers reading
+ * the topic while it is written; the run ends when they have read every
+ * record written.  That is the many-clients case: 16 producers and 16
+ * consumers over 64 partitions.  A client is starved when its rate is far
+ * below the others': the line reports the slowest and fastest client
+ * against the mean.
+ *
+ * The consumers are native by default: shopstream's own fetch client
+ * (client/fetcher.h), one connection and one thread each, partition i read
+ * by consumer i % C from its end offset before the producers start,
+ * long-polling once caught up.  It checks every CRC and walks every record,
+ * as a consumer must, at a fraction of a librdkafka consumer's CPU, which
+ * on a small machine would otherwise be taken from the producers being
+ * measured.  --consumer-client librdkafka runs librdkafka consumers in one
+ * consumer group instead.
  *
  * The clock starts when the first record is handed to librdkafka and stops
  * when every record is acknowledged (and, with consumers, read). */
@@ -24,14 +33,22 @@
 
 #include "cli/bench.h"
 #include "cli/client_opts.h"
+#include "client/fetcher.h"
 #include "stream/topics.h"
 
 #define CMD "shopstream bench produce"
+#define CLIENT_ID "shopstream-bench-produce"
+/* A native consumer's Fetch parks this long on the broker once it has
+ * caught up, as librdkafka's fetch.wait.max.ms does. */
+#define NATIVE_WAIT_MS 100
+/* Fetch MaxBytes of a native consumer: a few partitions' worth. */
+#define NATIVE_MAX_BYTES (8 * 1024 * 1024)
 
 static const char usage_text[] =
     "usage: shopstream bench produce [--records N] [--record-bytes S] [--acks 0|1|all]\n"
     "                                [--linger-ms L] [--compression C] [--partitions P]\n"
     "                                [--producers K] [--consumers C] [--topic T]\n"
+    "                                [--consumer-client native|librdkafka]\n"
     "                                [--bootstrap HOST:PORT] [--set k=v]... [-X k=v]...\n"
     "\n"
     "Producer throughput as one line of JSON: records/s and MB/s of values.\n"
@@ -43,7 +60,9 @@ static const char usage_text[] =
     "  --compression C   none, gzip, snappy, lz4, zstd (default none)\n"
     "  --partitions P    partitions of the topic when it is created (default 1)\n"
     "  --producers K     producers at once, each its own client (default 1)\n"
-    "  --consumers C     consumers in one group reading at once (default 0)\n"
+    "  --consumers C     consumers reading at once (default 0)\n"
+    "  --consumer-client native: shopstream's fetch client, partition i read by\n"
+    "                    consumer i % C (default); librdkafka: one consumer group\n"
     "  --topic T         topic (default shopstream-bench, created when missing);\n"
     "                    with consumers always a fresh topic, deleted after\n"
     "  --bootstrap B     measure this cluster instead of a private broker\n"
@@ -58,6 +77,7 @@ struct run {
     int size;
     const char *acks, *linger, *codec;
     const char *group;
+    int native;                  /* consumers are fetchers, not librdkafka */
     const uint8_t *payload;      /* random bytes; a record is a window of them */
     size_t payload_len;
     atomic_llong consumed;       /* records the consumers have read */
@@ -76,8 +96,12 @@ struct producer {
 struct consumer {
     struct run *run;
     pthread_t th;
-    rd_kafka_t *rk;
-    long long got;
+    rd_kafka_t *rk;              /* librdkafka consumers */
+    struct fetcher *f;           /* native consumers; NULL when given no partition */
+    char err[256];               /* the fetcher's error sentence */
+    int started;                 /* its thread runs */
+    _Atomic long long got;
+    long long got_at_end;        /* what it had read when the last producer finished */
     int64_t last_us;             /* when it read its last record */
 };
 
@@ -178,13 +202,75 @@ static void *consumer_main(void *arg)
             rd_kafka_message_destroy(m);
         }
         if (got) {
-            c->got += got;
+            atomic_fetch_add(&c->got, got);
             c->last_us = bench_now_us();
             atomic_fetch_add(&r->consumed, got);
         }
     }
     rd_kafka_queue_destroy(q);
     return NULL;
+}
+
+/* A native consumer: one Fetch round after another until told to stop.
+ * Runs on its own thread, which owns c->f. */
+static void *native_consumer_main(void *arg)
+{
+    struct consumer *c = arg;
+    struct run *r = c->run;
+
+    while (!atomic_load(&r->stop_consumers)) {
+        long long got, bytes;
+        int rc = fetcher_poll(c->f, NATIVE_WAIT_MS, &got, &bytes);
+        if (rc < 0) {
+            fprintf(stderr, "%s: consumer: %s.\n", CMD, c->err);
+            atomic_store(&r->failed, 1);
+            break;
+        }
+        if (got) {
+            atomic_fetch_add(&c->got, got);
+            c->last_us = bench_now_us();
+            atomic_fetch_add(&r->consumed, got);
+        }
+    }
+    return NULL;
+}
+
+/* Opens native consumer i of n on partitions i, i + n, ... of nparts, from
+ * their end offsets now (the producers have not started).  A consumer
+ * given no partition gets no fetcher.  Returns 0, or -1 after printing
+ * why. */
+static int native_consumer_open(struct run *r, struct consumer *c, int i, int n, int nparts)
+{
+    char host[256], first[300];
+    int port, k = 0;
+    int32_t *ids = NULL;
+    int64_t *start = NULL;
+    /* the first address of a list is the broker to read from */
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(r->o->bootstrap, ","), r->o->bootstrap);
+    if (client_parse_hostport(CMD, "--bootstrap", first, host, sizeof host, &port) < 0)
+        return -1;
+    if (i >= nparts)
+        return 0;
+    ids = calloc((size_t)(nparts / n + 1), sizeof *ids);
+    start = calloc((size_t)(nparts / n + 1), sizeof *start);
+    if (!ids || !start) {
+        fprintf(stderr, "%s: out of memory.\n", CMD);
+        goto out;
+    }
+    for (int p = i; p < nparts; p += n) {
+        ids[k] = p;
+        start[k++] = FETCHER_LATEST;
+    }
+    /* the wait is added so that a parked Fetch never counts against the
+     * timeout */
+    struct fetcher_conf conf = {host, port, CLIENT_ID, r->topic, NATIVE_MAX_BYTES,
+                                r->o->timeout_ms + NATIVE_WAIT_MS};
+    if (!(c->f = fetcher_open(&conf, ids, start, k, c->err, sizeof c->err)))
+        fprintf(stderr, "%s: consumer %d: %s.\n", CMD, i, c->err);
+out:
+    free(ids);
+    free(start);
+    return c->f ? 0 : -1;
 }
 
 static rd_kafka_t *consumer_new(struct run *r)
@@ -306,6 +392,14 @@ static int parse(int argc, char **argv, struct client_opts *o, struct run *r, lo
         } else if ((t = client_opt_value(CMD, "--consumers", argc, argv, &i, &v)) != 0) {
             if (t < 0 || client_parse_int(CMD, "--consumers", v, 0, 256, consumers) < 0)
                 return 2;
+        } else if ((t = client_opt_value(CMD, "--consumer-client", argc, argv, &i, &v)) != 0) {
+            if (t < 0)
+                return 2;
+            if (strcmp(v, "native") && strcmp(v, "librdkafka")) {
+                fprintf(stderr, "%s: --consumer-client must be native or librdkafka, not '%s'.\n", CMD, v);
+                return 2;
+            }
+            r->native = !strcmp(v, "native");
         } else if ((t = client_opt_value(CMD, "--topic", argc, argv, &i, &v)) != 0) {
             if (t < 0)
                 return 2;
@@ -331,7 +425,7 @@ int bench_produce(int argc, char **argv)
 {
     struct client_opts o;
     struct run r = {.records = 1000000, .size = 100, .acks = "1", .linger = "5", .codec = "none",
-                    .topic = "shopstream-bench"};
+                    .topic = "shopstream-bench", .native = 1};
     long long partitions = 1, nprod = 1, ncons = 0;
     const char *sets[17] = {0};
     int nsets = 0, topic_given = 0, rc;
@@ -393,19 +487,24 @@ int bench_produce(int argc, char **argv)
 
     for (long long i = 0; i < ncons; i++) {
         cs[i].run = &r;
-        if (!(cs[i].rk = consumer_new(&r)))
+        if (r.native) {
+            if (native_consumer_open(&r, &cs[i], (int)i, (int)ncons, nparts) < 0)
+                goto out;
+            if (!cs[i].f)
+                continue;
+        } else if (!(cs[i].rk = consumer_new(&r))) {
             goto out;
-        if (pthread_create(&cs[i].th, NULL, consumer_main, &cs[i]) != 0) {
-            rd_kafka_consumer_close(cs[i].rk);
-            rd_kafka_destroy(cs[i].rk);
-            cs[i].rk = NULL;
+        }
+        if (pthread_create(&cs[i].th, NULL, r.native ? native_consumer_main : consumer_main, &cs[i]) != 0) {
             fprintf(stderr, "%s: cannot start a thread.\n", CMD);
             goto out;
         }
+        cs[i].started = 1;
     }
     /* The group must hold every partition, spread over its members, before
      * the clock starts. */
-    for (int64_t deadline = bench_now_us() + 60 * 1000000LL; ncons && !group_settled(cs, (int)ncons, nparts);) {
+    for (int64_t deadline = bench_now_us() + 60 * 1000000LL;
+         ncons && !r.native && !group_settled(cs, (int)ncons, nparts);) {
         if (bench_now_us() > deadline) {
             fprintf(stderr, "%s: the consumer group was not assigned the topic's %d partitions in 60 s.\n",
                     CMD, nparts);
@@ -435,9 +534,11 @@ int bench_produce(int argc, char **argv)
         errors += ps[i].errors;
     }
     t1 = bench_now_us();
+    for (long long i = 0; i < ncons; i++)
+        cs[i].got_at_end = atomic_load(&cs[i].got);
     if (ncons) {
         int64_t deadline = bench_now_us() + 120 * 1000000LL;
-        while (atomic_load(&r.consumed) < delivered && bench_now_us() < deadline)
+        while (atomic_load(&r.consumed) < delivered && bench_now_us() < deadline && !atomic_load(&r.failed))
             usleep(500);
         tc = bench_now_us();
     }
@@ -457,21 +558,27 @@ int bench_produce(int argc, char **argv)
         printf(",\"producer_rate_min_vs_mean\":%.2f,\"producer_rate_max_vs_mean\":%.2f", lo, hi);
     }
     if (ncons) {
-        double csecs = (tc - t0) / 1e6, rate[256], lo, hi;
+        double csecs = (tc - t0) / 1e6, rate[256], lo, hi, behind = 1.0;
         long long got = atomic_load(&r.consumed);
         int64_t tail = 0;
         for (long long i = 0; i < ncons; i++) {
-            rate[i] = (double)cs[i].got;
+            long long g = atomic_load(&cs[i].got);
+            rate[i] = (double)g;
             if (cs[i].last_us - t1 > tail)
                 tail = cs[i].last_us - t1;
+            /* A starved consumer falls behind while the producers run: the
+             * share of its records it had read when they finished. */
+            if (g > 0 && (double)cs[i].got_at_end / g < behind)
+                behind = (double)cs[i].got_at_end / g;
         }
         spread(rate, (int)ncons, &lo, &hi);
-        /* A starved consumer would read its share late: the tail is how
-         * long after the last acknowledgement the last consumer finished. */
-        printf(",\"consumers\":%lld,\"consumed\":%lld,\"consume_seconds\":%.3f,"
+        /* shares differ with the records each one's partitions got; the tail
+         * is how long after the last acknowledgement the last one finished */
+        printf(",\"consumer_client\":\"%s\",\"consumers\":%lld,\"consumed\":%lld,\"consume_seconds\":%.3f,"
                "\"consume_records_per_sec\":%.0f,\"consumer_share_min_vs_mean\":%.2f,"
-               "\"consumer_share_max_vs_mean\":%.2f,\"consumer_tail_ms\":%.1f",
-               ncons, got, csecs, got / csecs, lo, hi, tail / 1e3);
+               "\"consumer_share_max_vs_mean\":%.2f,\"consumer_read_by_end_min\":%.2f,"
+               "\"consumer_tail_ms\":%.1f",
+               r.native ? "native" : "librdkafka", ncons, got, csecs, got / csecs, lo, hi, behind, tail / 1e3);
         if (got < delivered)
             fprintf(stderr, "%s: the consumers read %lld of %lld records in 120 s.\n", CMD, got, delivered);
         rc = got < delivered;
@@ -483,12 +590,15 @@ int bench_produce(int argc, char **argv)
         rc = 1;
 out:
     atomic_store(&r.stop_consumers, 1);
-    for (long long i = 0; cs && i < ncons; i++)
-        if (cs[i].rk) {
+    for (long long i = 0; cs && i < ncons; i++) {
+        if (cs[i].started)
             pthread_join(cs[i].th, NULL);
+        if (cs[i].rk) {
             rd_kafka_consumer_close(cs[i].rk);
             rd_kafka_destroy(cs[i].rk);
         }
+        fetcher_close(cs[i].f);
+    }
     for (long long i = 0; ps && i < nprod; i++)
         if (ps[i].rk)
             rd_kafka_destroy(ps[i].rk);
