@@ -91,35 +91,27 @@ struct cresult {
 /* Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, struct client_opts *o, struct copts *co)
 {
+    struct bench_opts bo = {.records = co->records, .record_bytes = co->record_bytes, .codec = co->codec,
+                            .partitions = co->partitions, .topic = co->topic};
     const char *v;
     long long x;
     int t;
 
     for (int i = 1; i < argc;) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (bench_is_help(argv[i])) {
             fputs(usage_text, stdout);
             return 0;
-        }
-        if ((t = client_opts_take(o, CMD, argc, argv, &i)) != 0) {
-            if (t < 0)
-                return 2;
-            continue;
         }
         if (!strcmp(argv[i], "--fill-only")) {
             co->fill_only = true;
             i++;
             continue;
         }
-        if ((t = client_opt_value(CMD, "--records", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--records", v, 1, 10000000000LL, &co->records) < 0)
+        if ((t = bench_opts_take(&bo, BENCH_OPT_RECORDS | BENCH_OPT_RECORD_BYTES | BENCH_OPT_COMPRESSION |
+                                          BENCH_OPT_PARTITIONS | BENCH_OPT_TOPIC,
+                                 o, CMD, argc, argv, &i)) != 0) {
+            if (t < 0)
                 return 2;
-        } else if ((t = client_opt_value(CMD, "--partitions", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--partitions", v, 1, 10000, &co->partitions) < 0)
-                return 2;
-        } else if ((t = client_opt_value(CMD, "--record-bytes", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--record-bytes", v, 0, 1000000, &x) < 0)
-                return 2;
-            co->record_bytes = (int)x;
         } else if ((t = client_opt_value(CMD, "--max-bytes", argc, argv, &i, &v)) != 0) {
             if (t < 0 || client_parse_int(CMD, "--max-bytes", v, 1024, 1 << 30, &x) < 0)
                 return 2;
@@ -132,23 +124,16 @@ static int parse(int argc, char **argv, struct client_opts *o, struct copts *co)
                 return 2;
             }
             co->native = !strcmp(v, "native");
-        } else if ((t = client_opt_value(CMD, "--compression", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            co->codec = v; /* librdkafka names and checks it */
-        } else if ((t = client_opt_value(CMD, "--topic", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            if (!*v) {
-                fprintf(stderr, "%s: --topic needs a name.\n", CMD);
-                return 2;
-            }
-            co->topic = v;
         } else {
             fprintf(stderr, "%s: unknown option '%s'; see `%s --help`.\n", CMD, argv[i], CMD);
             return 2;
         }
     }
+    co->records = bo.records;
+    co->record_bytes = bo.record_bytes;
+    co->codec = bo.codec;
+    co->partitions = bo.partitions;
+    co->topic = bo.topic;
     return -1;
 }
 

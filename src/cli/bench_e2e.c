@@ -186,24 +186,22 @@ static rd_kafka_t *make_consumer(struct e2e *e, int partitions)
     return rk;
 }
 
-static int parse(int argc, char **argv, struct client_opts *o, struct e2e *e, long long *partitions,
-                 const char **sets, int *nsets)
+static int parse(int argc, char **argv, struct client_opts *o, struct bench_opts *bo, struct e2e *e)
 {
     const char *v;
-    long long x;
     int t;
 
     for (int i = 1; i < argc;) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (bench_is_help(argv[i])) {
             fputs(usage_text, stdout);
             return 0;
         }
-        if ((t = client_opts_take(o, CMD, argc, argv, &i)) != 0) {
+        if ((t = bench_opts_take(bo, BENCH_OPT_RECORD_BYTES | BENCH_OPT_ACKS | BENCH_OPT_LINGER |
+                                         BENCH_OPT_PARTITIONS | BENCH_OPT_TOPIC | BENCH_OPT_SET,
+                                 o, CMD, argc, argv, &i)) != 0) {
             if (t < 0)
                 return 2;
-            continue;
-        }
-        if ((t = client_opt_value(CMD, "--rate", argc, argv, &i, &v)) != 0) {
+        } else if ((t = client_opt_value(CMD, "--rate", argc, argv, &i, &v)) != 0) {
             if (t < 0 || client_parse_int(CMD, "--rate", v, 1, 10000000, &e->rate) < 0)
                 return 2;
         } else if ((t = client_opt_value(CMD, "--seconds", argc, argv, &i, &v)) != 0) {
@@ -212,37 +210,6 @@ static int parse(int argc, char **argv, struct client_opts *o, struct e2e *e, lo
         } else if ((t = client_opt_value(CMD, "--warmup-s", argc, argv, &i, &v)) != 0) {
             if (t < 0 || client_parse_int(CMD, "--warmup-s", v, 0, 3600, &e->warmup) < 0)
                 return 2;
-        } else if ((t = client_opt_value(CMD, "--record-bytes", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--record-bytes", v, STAMP_BYTES, 1000000, &x) < 0)
-                return 2;
-            e->size = (int)x;
-        } else if ((t = client_opt_value(CMD, "--acks", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "all") && strcmp(v, "-1")) {
-                fprintf(stderr, "%s: --acks must be 0, 1 or all, not '%s'.\n", CMD, v);
-                return 2;
-            }
-            e->acks = v;
-        } else if ((t = client_opt_value(CMD, "--linger-ms", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--linger-ms", v, 0, 900000, &x) < 0)
-                return 2;
-            e->linger = v;
-        } else if ((t = client_opt_value(CMD, "--partitions", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--partitions", v, 1, 100000, partitions) < 0)
-                return 2;
-        } else if ((t = client_opt_value(CMD, "--topic", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            e->topic = v;
-        } else if ((t = client_opt_value(CMD, "--set", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            if (!strchr(v, '=') || *nsets >= 16) {
-                fprintf(stderr, "%s: --set takes key=value (at most 16), not '%s'.\n", CMD, v);
-                return 2;
-            }
-            sets[(*nsets)++] = v;
         } else {
             fprintf(stderr, "%s: unknown option '%s'; see `%s --help`.\n", CMD, argv[i], CMD);
             return 2;
@@ -257,27 +224,26 @@ int bench_e2e(int argc, char **argv)
     struct e2e e = {.topic = "shopstream-bench-e2e", .acks = "1", .linger = "0", .rate = 5000,
                     .seconds = 10, .warmup = 1, .size = 100};
     long long partitions = 1;
-    const char *sets[17] = {0};
-    int nsets = 0, rc;
+    int rc;
     struct bench_broker broker = {.pid = -1};
     rd_kafka_t *admin = NULL;
     int64_t *sorted = NULL;
 
     client_opts_init(&o);
     o.bootstrap = NULL;
-    if ((rc = parse(argc, argv, &o, &e, &partitions, sets, &nsets)) >= 0)
+    struct bench_opts bo = {.record_bytes = e.size, .min_record_bytes = STAMP_BYTES, .acks = e.acks,
+                            .linger = e.linger, .partitions = 1, .topic = e.topic};
+    if ((rc = parse(argc, argv, &o, &bo, &e)) >= 0)
         goto out;
     rc = 1;
-    if (nsets && o.bootstrap) {
-        fprintf(stderr, "%s: --set configures the private broker; it cannot go with --bootstrap.\n", CMD);
-        rc = 2;
+    e.size = bo.record_bytes;
+    e.acks = bo.acks;
+    e.linger = bo.linger;
+    e.topic = bo.topic;
+    partitions = bo.partitions;
+    if ((rc = bench_target(&broker, &o, &bo, CMD)) != 0)
         goto out;
-    }
-    if (!o.bootstrap) {
-        if (bench_broker_start(&broker, NULL, sets, 1) < 0)
-            goto out;
-        o.bootstrap = broker.bootstrap;
-    }
+    rc = 1;
     e.o = &o;
     if (!(admin = client_admin_new(&o, CMD)))
         goto out;

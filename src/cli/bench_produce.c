@@ -342,49 +342,22 @@ static void spread(const double *rate, int n, double *lo, double *hi)
     *hi = sum > 0 ? mx / (sum / n) : 0;
 }
 
-static int parse(int argc, char **argv, struct client_opts *o, struct run *r, long long *partitions,
-                 long long *producers, long long *consumers, const char **sets, int *nsets,
-                 int *topic_given)
+static int parse(int argc, char **argv, struct client_opts *o, struct bench_opts *bo, struct run *r,
+                 long long *producers, long long *consumers)
 {
     const char *v;
-    long long x;
     int t;
 
     for (int i = 1; i < argc;) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (bench_is_help(argv[i])) {
             fputs(usage_text, stdout);
             return 0;
         }
-        if ((t = client_opts_take(o, CMD, argc, argv, &i)) != 0) {
+        if ((t = bench_opts_take(bo, BENCH_OPT_RECORDS | BENCH_OPT_RECORD_BYTES | BENCH_OPT_ACKS |
+                                         BENCH_OPT_LINGER | BENCH_OPT_COMPRESSION | BENCH_OPT_PARTITIONS |
+                                         BENCH_OPT_TOPIC | BENCH_OPT_SET,
+                                 o, CMD, argc, argv, &i)) != 0) {
             if (t < 0)
-                return 2;
-            continue;
-        }
-        if ((t = client_opt_value(CMD, "--records", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--records", v, 1, 1000000000000LL, &r->records) < 0)
-                return 2;
-        } else if ((t = client_opt_value(CMD, "--record-bytes", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--record-bytes", v, 0, 1000000, &x) < 0)
-                return 2;
-            r->size = (int)x;
-        } else if ((t = client_opt_value(CMD, "--acks", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "all") && strcmp(v, "-1")) {
-                fprintf(stderr, "%s: --acks must be 0, 1 or all, not '%s'.\n", CMD, v);
-                return 2;
-            }
-            r->acks = v;
-        } else if ((t = client_opt_value(CMD, "--linger-ms", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--linger-ms", v, 0, 900000, &x) < 0)
-                return 2;
-            r->linger = v;
-        } else if ((t = client_opt_value(CMD, "--compression", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            r->codec = v;   /* librdkafka names and checks it */
-        } else if ((t = client_opt_value(CMD, "--partitions", argc, argv, &i, &v)) != 0) {
-            if (t < 0 || client_parse_int(CMD, "--partitions", v, 1, 100000, partitions) < 0)
                 return 2;
         } else if ((t = client_opt_value(CMD, "--producers", argc, argv, &i, &v)) != 0) {
             if (t < 0 || client_parse_int(CMD, "--producers", v, 1, 256, producers) < 0)
@@ -400,19 +373,6 @@ static int parse(int argc, char **argv, struct client_opts *o, struct run *r, lo
                 return 2;
             }
             r->native = !strcmp(v, "native");
-        } else if ((t = client_opt_value(CMD, "--topic", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            r->topic = v;
-            *topic_given = 1;
-        } else if ((t = client_opt_value(CMD, "--set", argc, argv, &i, &v)) != 0) {
-            if (t < 0)
-                return 2;
-            if (!strchr(v, '=') || *nsets >= 16) {
-                fprintf(stderr, "%s: --set takes key=value (at most 16), not '%s'.\n", CMD, v);
-                return 2;
-            }
-            sets[(*nsets)++] = v;
         } else {
             fprintf(stderr, "%s: unknown option '%s'; see `%s --help`.\n", CMD, argv[i], CMD);
             return 2;
@@ -427,8 +387,7 @@ int bench_produce(int argc, char **argv)
     struct run r = {.records = 1000000, .size = 100, .acks = "1", .linger = "5", .codec = "none",
                     .topic = "shopstream-bench", .native = 1};
     long long partitions = 1, nprod = 1, ncons = 0;
-    const char *sets[17] = {0};
-    int nsets = 0, topic_given = 0, rc;
+    int topic_given = 0, rc;
     struct bench_broker broker = {.pid = -1};
     struct producer *ps = NULL;
     struct consumer *cs = NULL;
@@ -438,19 +397,22 @@ int bench_produce(int argc, char **argv)
 
     client_opts_init(&o);
     o.bootstrap = NULL;
-    if ((rc = parse(argc, argv, &o, &r, &partitions, &nprod, &ncons, sets, &nsets, &topic_given)) >= 0)
+    struct bench_opts bo = {.records = r.records, .record_bytes = r.size, .acks = r.acks,
+                            .linger = r.linger, .codec = r.codec, .partitions = 1, .topic = r.topic};
+    if ((rc = parse(argc, argv, &o, &bo, &r, &nprod, &ncons)) >= 0)
         goto out;
     rc = 1;
-    if (nsets && o.bootstrap) {
-        fprintf(stderr, "%s: --set configures the private broker; it cannot go with --bootstrap.\n", CMD);
-        rc = 2;
+    r.records = bo.records;
+    r.size = bo.record_bytes;
+    r.acks = bo.acks;
+    r.linger = bo.linger;
+    r.codec = bo.codec;
+    r.topic = bo.topic;
+    partitions = bo.partitions;
+    topic_given = bo.topic_given;
+    if ((rc = bench_target(&broker, &o, &bo, CMD)) != 0)
         goto out;
-    }
-    if (!o.bootstrap) {
-        if (bench_broker_start(&broker, NULL, sets, 1) < 0)
-            goto out;
-        o.bootstrap = broker.bootstrap;
-    }
+    rc = 1;
     r.o = &o;
     if (ncons && topic_given) {
         fprintf(stderr, "%s: with --consumers the bench writes a fresh topic; --topic cannot be given.\n", CMD);

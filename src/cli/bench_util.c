@@ -249,3 +249,95 @@ int bench_topic_ensure(rd_kafka_t *admin, const struct client_opts *o, const cha
         fprintf(stderr, "%s: topic %s is not there: %s.\n", BENCH_CMD, topic, n < 0 ? err2 : err);
     return n > 0 ? n : -1;
 }
+
+int bench_is_help(const char *arg)
+{
+    return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+int bench_opts_take(struct bench_opts *b, int allowed, struct client_opts *o, const char *cmd, int argc,
+                    char **argv, int *i)
+{
+    const char *v;
+    long long x;
+    int t;
+
+    if ((t = client_opts_take(o, cmd, argc, argv, i)) != 0)
+        return t;
+    if ((allowed & BENCH_OPT_RECORDS) && (t = client_opt_value(cmd, "--records", argc, argv, i, &v)) != 0)
+        return t < 0 || client_parse_int(cmd, "--records", v, 1, 1000000000000LL, &b->records) < 0 ? -1 : 1;
+    if ((allowed & BENCH_OPT_RECORD_BYTES) &&
+        (t = client_opt_value(cmd, "--record-bytes", argc, argv, i, &v)) != 0) {
+        if (t < 0 || client_parse_int(cmd, "--record-bytes", v, b->min_record_bytes, 1000000, &x) < 0)
+            return -1;
+        b->record_bytes = (int)x;
+        return 1;
+    }
+    if ((allowed & BENCH_OPT_ACKS) && (t = client_opt_value(cmd, "--acks", argc, argv, i, &v)) != 0) {
+        if (t < 0)
+            return -1;
+        if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "all") && strcmp(v, "-1")) {
+            fprintf(stderr, "%s: --acks must be 0, 1 or all, not '%s'.\n", cmd, v);
+            return -1;
+        }
+        b->acks = v;
+        return 1;
+    }
+    if ((allowed & BENCH_OPT_LINGER) && (t = client_opt_value(cmd, "--linger-ms", argc, argv, i, &v)) != 0) {
+        if (t < 0 || client_parse_int(cmd, "--linger-ms", v, 0, 900000, &x) < 0)
+            return -1;
+        b->linger = v;
+        return 1;
+    }
+    if ((allowed & BENCH_OPT_COMPRESSION) &&
+        (t = client_opt_value(cmd, "--compression", argc, argv, i, &v)) != 0) {
+        if (t < 0)
+            return -1;
+        b->codec = v;
+        return 1;
+    }
+    if ((allowed & BENCH_OPT_PARTITIONS) &&
+        (t = client_opt_value(cmd, "--partitions", argc, argv, i, &v)) != 0)
+        return t < 0 || client_parse_int(cmd, "--partitions", v, 1, 100000, &b->partitions) < 0 ? -1 : 1;
+    if ((allowed & BENCH_OPT_TOPIC) && (t = client_opt_value(cmd, "--topic", argc, argv, i, &v)) != 0) {
+        if (t < 0)
+            return -1;
+        if (!*v) {
+            fprintf(stderr, "%s: --topic needs a name.\n", cmd);
+            return -1;
+        }
+        b->topic = v;
+        b->topic_given = 1;
+        return 1;
+    }
+    if ((allowed & BENCH_OPT_SET) && (t = client_opt_value(cmd, "--set", argc, argv, i, &v)) != 0) {
+        if (t < 0)
+            return -1;
+        if (v[0] == '=' || !strchr(v, '=')) {
+            fprintf(stderr, "%s: --set takes key=value, not '%s'.\n", cmd, v);
+            return -1;
+        }
+        if (b->nsets >= BENCH_MAX_SETS) {
+            fprintf(stderr, "%s: at most %d --set options are taken.\n", cmd, BENCH_MAX_SETS);
+            return -1;
+        }
+        b->sets[b->nsets++] = v;
+        b->sets[b->nsets] = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int bench_target(struct bench_broker *b, struct client_opts *o, const struct bench_opts *bo, const char *cmd)
+{
+    if (bo->nsets && o->bootstrap) {
+        fprintf(stderr, "%s: --set configures the private broker; it cannot go with --bootstrap.\n", cmd);
+        return 2;
+    }
+    if (!o->bootstrap) {
+        if (bench_broker_start(b, NULL, bo->sets, 1) < 0)
+            return 1;
+        o->bootstrap = b->bootstrap;
+    }
+    return 0;
+}
