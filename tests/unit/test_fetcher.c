@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "protocol/kmsg.h"
 #include "protocol/records.h"
+#include "fake_peer.h"
 #include "test.h"
 
 /* ---- the scripted peer -------------------------------------------------- */
@@ -41,28 +42,7 @@ struct peer {
     pthread_t th;
 };
 
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = read(fd, p, n);
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
 
-static void write_full(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k <= 0)
-            return;
-        p += k;
-        n -= (size_t)k;
-    }
-}
 
 static void *peer_main(void *arg)
 {
@@ -72,22 +52,16 @@ static void *peer_main(void *arg)
         return NULL;
     for (int i = 0; i < pe->nanswers; i++) {
         uint8_t h[8];
-        if (read_full(fd, h, 4) < 0)
+        if (fake_read_frame(fd, pe->req[i], PEER_REQ_MAX, &pe->reqlen[i]) < 0)
             goto out;
-        uint32_t size = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-        if (size > PEER_REQ_MAX || read_full(fd, pe->req[i], size) < 0)
-            goto out;
-        pe->reqlen[i] = size;
         pe->nreqs = i + 1;
         uint32_t len = (uint32_t)(4 + pe->answers[i].len);
         h[0] = (uint8_t)(len >> 24), h[1] = (uint8_t)(len >> 16), h[2] = (uint8_t)(len >> 8), h[3] = (uint8_t)len;
         memcpy(h + 4, pe->req[i] + 4, 4); /* the request's correlation id */
-        write_full(fd, h, 8);
-        write_full(fd, pe->answers[i].data, pe->answers[i].len);
+        fake_write_full(fd, h, 8);
+        fake_write_full(fd, pe->answers[i].data, pe->answers[i].len);
     }
-    uint8_t b;
-    while (read(fd, &b, 1) > 0)
-        ;
+    fake_drain(fd);
 out:
     close(fd);
     return NULL;
@@ -95,14 +69,8 @@ out:
 
 static void peer_start(struct peer *pe)
 {
-    pe->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    pe->lfd = fake_listen(&pe->port);
     CHECK(pe->lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(pe->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    CHECK_EQ(listen(pe->lfd, 4), 0);
-    socklen_t sl = sizeof sa;
-    CHECK_EQ(getsockname(pe->lfd, (struct sockaddr *)&sa, &sl), 0);
-    pe->port = ntohs(sa.sin_port);
     CHECK_EQ(pthread_create(&pe->th, NULL, peer_main, pe), 0);
 }
 

@@ -23,6 +23,7 @@
 #include "protocol/kerr.h"
 #include "protocol/kmsg.h"
 #include "serve/logdirs.h"
+#include "fake_peer.h"
 #include "test.h"
 
 /* ---- the fake peer ------------------------------------------------------ */
@@ -57,49 +58,18 @@ struct fake {
     pthread_t th;
 };
 
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = read(fd, p, n);
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static void serve_conn(struct fake *f, int fd)
 {
     f->nreq = 0;
     for (int i = 0; i < f->nsteps; i++) {
-        uint8_t hdr[4];
-        if (read_full(fd, hdr, 4) < 0)
+        if (fake_read_frame(fd, f->req[i], FAKE_REQ_MAX, &f->reqlen[i]) < 0 || f->reqlen[i] < 8)
             return;
-        uint32_t size = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-        if (size < 8 || size > FAKE_REQ_MAX || read_full(fd, f->req[i], size) < 0)
-            return;
-        f->reqlen[i] = size;
         f->nreq = i + 1;
         struct step *s = &f->steps[i];
         if (s->action == STEP_CLOSE)
             return;
         if (s->action == STEP_STALL) {
-            uint8_t b;
-            while (read(fd, &b, 1) > 0)
-                ;
+            fake_drain(fd);
             return;
         }
         if (s->action != STEP_RAW) {
@@ -107,13 +77,10 @@ static void serve_conn(struct fake *f, int fd)
             if (s->action == STEP_WRONG_CORR)
                 s->frame[7] ^= 0x55;
         }
-        if (write_full(fd, s->frame, s->len) < 0)
+        if (fake_write_full(fd, s->frame, s->len) < 0)
             return;
     }
-    /* wait for the client to hang up, so it never sees a reset */
-    uint8_t b;
-    while (read(fd, &b, 1) > 0)
-        ;
+    fake_drain(fd);
 }
 
 static void *fake_main(void *arg)
@@ -131,14 +98,8 @@ static void *fake_main(void *arg)
 
 static int listen_any(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = fake_listen(port);
     CHECK(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    CHECK_EQ(listen(fd, 16), 0);
-    socklen_t sl = sizeof sa;
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    *port = ntohs(sa.sin_port);
     return fd;
 }
 
