@@ -5,7 +5,7 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -MMD -MP
-LDLIBS   := -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthread -lm
+LDLIBS   := -lrdkafka -lmicrohttpd -lraft -luv -lz -lsnappy -llz4 -lzstd -lpthread -lm
 ifdef SANITIZE
 # GCC reports false array-bounds warnings on sanitized, inlined code
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer -Wno-array-bounds -Wno-stringop-overflow

@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-deps.sh build|test: exits 0 when what that stage needs is present.
 need_build() {
-    for h in librdkafka/rdkafka.h microhttpd.h zlib.h snappy-c.h lz4frame.h zstd.h; do
+    for h in librdkafka/rdkafka.h microhttpd.h zlib.h snappy-c.h lz4frame.h zstd.h raft.h raft/uv.h uv.h; do
         [ -f "/usr/include/$h" ] || return 1
     done
     command -v cc >/dev/null || return 1

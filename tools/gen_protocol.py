@@ -28,7 +28,8 @@ APIS = [
     "DescribeGroups", "ListGroups", "SaslHandshake", "ApiVersions", "CreateTopics",
     "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
     "DescribeConfigs", "AlterConfigs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions",
-    "DeleteGroups", "IncrementalAlterConfigs", "OffsetDelete", "DescribeCluster",
+    "DeleteGroups", "IncrementalAlterConfigs", "OffsetDelete", "AlterPartition", "DescribeCluster",
+    "BrokerRegistration", "BrokerHeartbeat",
 ]
 
 MAXV = 0x7fff
@@ -69,7 +70,7 @@ class Field:
         self.versions = parse_versions(j.get("versions"))
         self.nullable = parse_versions(j.get("nullableVersions"))
         self.tagged = parse_versions(j.get("taggedVersions"))
-        self.tag = j.get("tag")
+        self.tag = None if j.get("tag") is None else int(j.get("tag"))
         self.flex_override = parse_versions(j.get("flexibleVersions")) if "flexibleVersions" in j else False
         self.default = j.get("default")
         self.struct = None

@@ -4,6 +4,7 @@
  * implemented by its handler. */
 #include "broker/api.h"
 
+#include "cluster/cluster.h"
 #include "protocol/kmsg.h"
 
 const struct api_entry api_table[] = {
@@ -32,6 +33,10 @@ const struct api_entry api_table[] = {
     {KAPI_INITPRODUCERID, 0, 4, handle_init_producer_id},
     {KAPI_INCREMENTALALTERCONFIGS, 0, 1, handle_incremental_alter_configs},
     {KAPI_DESCRIBELOGDIRS, 0, 4, handle_describe_log_dirs},
+    {KAPI_OFFSETFORLEADEREPOCH, 0, 3, handle_offset_for_leader_epoch},
+    {KAPI_ALTERPARTITION, 0, 2, handle_alter_partition},
+    {KAPI_BROKERREGISTRATION, 0, 0, handle_broker_registration},
+    {KAPI_BROKERHEARTBEAT, 0, 0, handle_broker_heartbeat},
 };
 
 const int api_table_len = sizeof api_table / sizeof api_table[0];

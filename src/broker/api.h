@@ -28,7 +28,7 @@ extern const int api_table_len;
 /* The entry for key, or NULL when the broker does not serve it. */
 const struct api_entry *api_find(int16_t key);
 
-api_handler handle_api_versions, handle_metadata, handle_produce, handle_fetch,
+api_handler handle_offset_for_leader_epoch, handle_api_versions, handle_metadata, handle_produce, handle_fetch,
     handle_list_offsets, handle_create_topics, handle_delete_topics,
     handle_create_partitions, handle_describe_configs, handle_offset_commit, handle_offset_fetch,
     handle_find_coordinator, handle_join_group, handle_heartbeat, handle_leave_group, handle_sync_group,

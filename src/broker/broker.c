@@ -3,6 +3,7 @@
  * segment roll by age, time-based flushes, waking parked fetches, the
  * partition sizes for /metrics), and shut down cleanly. */
 #include "broker/broker.h"
+#include "cluster/cluster.h"
 #include "broker/group_store.h"
 
 #include <errno.h>
@@ -28,6 +29,13 @@
 /* Parses "PLAINTEXT://host:port" (first listener of a list) or "host:port". */
 static int parse_listener(const char *s, char *host, size_t hostlen, int *port)
 {
+    /* the first listener that is not the controller's (Raft) listener */
+    while (!strncmp(s, "CONTROLLER://", 13)) {
+        const char *next = strchr(s, ',');
+        if (!next)
+            return -1;
+        s = next + 1;
+    }
     const char *p = strstr(s, "://");
     p = p ? p + 3 : s;
     const char *comma = strchr(p, ',');
@@ -167,6 +175,7 @@ static void on_wakeup(struct loop *l, void *arg)
     flusher_complete(b->flusher);
     if (b->cleaner)
         cleaner_finish(b->cleaner);
+    cluster_drain(b);
 }
 
 static void before_sleep(struct loop *l, void *arg)
@@ -498,6 +507,8 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the flush and cleaner threads");
         return -1;
     }
+    if (cluster_init(b, err, errlen) < 0)
+        return -1;
     if (coord_init(b, err, errlen) < 0)
         return -1;
     if (conn_listen(b, err, errlen) < 0)
@@ -509,6 +520,8 @@ int broker_init(struct broker *b, struct config *cfg, char *err, size_t errlen)
             b->listen_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     set_advertised(b);
+    if (cluster_start(b, err, errlen) < 0)
+        return -1;
     init_metrics(b);
     loop_set_before_sleep(b->loop, before_sleep, b);
     loop_set_on_wakeup(b->loop, on_wakeup, b);
@@ -541,6 +554,7 @@ void broker_free(struct broker *b)
         loop_unwatch(b->loop, b->listen_fd);
         close(b->listen_fd);
     }
+    cluster_free(b);
     /* let pending flushes finish, so parked produces are answered or freed */
     flusher_free(b->flusher);
     cleaner_free(b->cleaner);

@@ -128,6 +128,7 @@ struct broker {
     int nparked, capparked;
     int64_t stopping;
     struct broker_metrics m;
+    struct cluster *cluster;  /* owned: NULL when the broker runs alone (cluster.h) */
 };
 
 /* Creates the broker from its properties: opens the data dir and listens.

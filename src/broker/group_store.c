@@ -1,5 +1,6 @@
 /* group_store.c: see group_store.h. */
 #include "broker/group_store.h"
+#include "cluster/cluster.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,8 @@ static int append(struct broker *b, const char *group, const struct records_rec 
     struct partition *p = group_part(b, group);
     if (!p)
         return KERR_COORDINATOR_NOT_AVAILABLE;
+    if (cluster_check_leader(b, p))
+        return KERR_NOT_COORDINATOR; /* the group's partition is led elsewhere now */
     struct obuf batch;
     obuf_init(&batch);
     int64_t now = clock_wall_ms();
@@ -63,6 +66,8 @@ static int append(struct broker *b, const char *group, const struct records_rec 
         obuf_free(&batch);
         return KERR_UNKNOWN_SERVER_ERROR;
     }
+    if (p->repl)
+        records_set_partition_leader_epoch(batch.data, p->repl->leader_epoch);
     int64_t base;
     if (plog_append(p->log, batch.data, batch.len, now, &base) < 0) {
         obuf_free(&batch);
@@ -327,6 +332,23 @@ static int offsets_partitions(struct broker *b, int64_t *n, char *err, size_t er
 
 struct topic *gstore_topic(struct broker *b)
 {
+    if (b->cluster) {
+        /* in a cluster the controller creates it, replicated; this broker
+         * holds replicas of some of its partitions */
+        struct topic *t = catalog_find(&b->cat, GSTORE_TOPIC, strlen(GSTORE_TOPIC));
+        if (t)
+            return t;
+        int64_t n;
+        char err[256];
+        if (offsets_partitions(b, &n, err, sizeof err) == 0 &&
+            !meta_image_topic(cluster_image(b), GSTORE_TOPIC, strlen(GSTORE_TOPIC))) {
+            const char *seg = config_get(b->cfg, "offsets.topic.segment.bytes");
+            const char *keys[] = {"cleanup.policy", "segment.bytes"};
+            const char *vals[] = {"compact", seg ? seg : "104857600"};
+            cluster_request_auto_create_with(b, GSTORE_TOPIC, (int32_t)n, 2, keys, vals);
+        }
+        return NULL;
+    }
     if (b->coord->offsets_topic)
         return b->coord->offsets_topic;
     int64_t n;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 
 #include "broker/handler.h"
+#include "cluster/cluster.h"
+#include "common/log.h"
 
 static int check_topic(struct broker *b, const struct CreateTopicsRequest_CreatableTopic *ct, int32_t *nparts,
                        struct config *overrides, char *err, size_t errlen)
@@ -15,7 +17,8 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
         snprintf(err, errlen, "Invalid topic name: %s", ct->Name.len < 0 ? "null" : why);
         return KERR_INVALID_TOPIC_EXCEPTION;
     }
-    if (catalog_find(&b->cat, ct->Name.ptr, (size_t)ct->Name.len)) {
+    if (b->cluster ? meta_image_topic(cluster_image(b), ct->Name.ptr, (size_t)ct->Name.len) != NULL
+                   : catalog_find(&b->cat, ct->Name.ptr, (size_t)ct->Name.len) != NULL) {
         snprintf(err, errlen, "Topic '%.*s' already exists.", ct->Name.len, ct->Name.ptr);
         return KERR_TOPIC_ALREADY_EXISTS;
     }
@@ -27,6 +30,15 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
         }
         for (int32_t i = 0; i < ct->Assignments.count; i++) {
             const struct CreateTopicsRequest_CreatableReplicaAssignment *a = &ct->Assignments.items[i];
+            if (b->cluster) {
+                if (a->PartitionIndex != i || a->BrokerIds.count != ct->Assignments.items[0].BrokerIds.count ||
+                    a->BrokerIds.count < 1 || a->BrokerIds.count > CLUSTER_MAX_REPLICAS) {
+                    snprintf(err, errlen, "Replica assignment must list partitions 0..n-1 with the same number "
+                                          "of replicas each.");
+                    return KERR_INVALID_REPLICA_ASSIGNMENT;
+                }
+                continue;
+            }
             if (a->PartitionIndex != i || a->BrokerIds.count != 1 || a->BrokerIds.items[0] != b->node_id) {
                 snprintf(err, errlen, "Replica assignment must list partitions 0..n-1, each on broker %d.",
                          b->node_id);
@@ -40,7 +52,13 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
             snprintf(err, errlen, "Number of partitions must be larger than 0.");
             return KERR_INVALID_PARTITIONS;
         }
-        if (ct->ReplicationFactor != -1 && ct->ReplicationFactor != 1) {
+        if (b->cluster) {
+            if (ct->ReplicationFactor == 0 || ct->ReplicationFactor < -1 ||
+                ct->ReplicationFactor > CLUSTER_MAX_REPLICAS) {
+                snprintf(err, errlen, "Replication factor must be larger than 0.");
+                return KERR_INVALID_REPLICATION_FACTOR;
+            }
+        } else if (ct->ReplicationFactor != -1 && ct->ReplicationFactor != 1) {
             snprintf(err, errlen, "Replication factor: %d larger than available brokers: 1.", ct->ReplicationFactor);
             return ct->ReplicationFactor < 1 ? KERR_INVALID_REPLICATION_FACTOR : KERR_INVALID_REPLICATION_FACTOR;
         }
@@ -62,12 +80,132 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
     return 0;
 }
 
+/* In a cluster the controller creates topics: each valid topic becomes a
+ * metadata command, and the response waits for all of them to commit
+ * (they commit in the order proposed, so answers come in topic order). */
+struct create_state {
+    struct CreateTopicsResponse resp;
+    int pending;              /* commands not yet committed */
+    int next;                 /* the next topic index waiting for its answer */
+};
+
+static void topic_committed(struct broker *b, struct request *r, int err, const char *msg)
+{
+    struct create_state *st = r->state;
+    while (st->next < st->resp.Topics.count && st->resp.Topics.items[st->next].ErrorCode != -1)
+        st->next++;
+    if (st->next < st->resp.Topics.count) {
+        struct CreateTopicsResponse_CreatableTopicResult *res = &st->resp.Topics.items[st->next++];
+        res->ErrorCode = (int16_t)err;
+        if (err) {
+            res->ErrorMessage = handler_kstr(r, msg ? msg : kerr_name(err));
+            res->NumPartitions = res->ReplicationFactor = -1;
+        } else {
+            const struct mi_topic *t = meta_image_topic(cluster_image(b), res->Name.ptr, (size_t)res->Name.len);
+            if (t) {
+                res->TopicId = t->id;
+                res->NumPartitions = t->npartitions;
+                res->ReplicationFactor = (int16_t)t->parts[0].nreplicas;
+            }
+        }
+    }
+    if (--st->pending > 0)
+        return;
+    if (!r->conn) {
+        request_free(r);
+        return;
+    }
+    CreateTopicsResponse_encode(&r->out, r->api_version, &st->resp);
+    request_done(r);
+}
+
+static int create_in_cluster(struct broker *b, struct request *r, const struct CreateTopicsRequest *req)
+{
+    struct create_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!st)
+        return API_CLOSE;
+    memset(st, 0, sizeof *st);
+    r->state = st;
+    CreateTopicsResponse_init(&st->resp);
+    if (HANDLER_ITEMS(r, st->resp.Topics, req->Topics.count, CreateTopicsResponse_CreatableTopicResult_init) < 0)
+        return API_CLOSE;
+    st->pending = 1; /* held until every topic is proposed */
+    for (int32_t i = 0; i < req->Topics.count; i++) {
+        const struct CreateTopicsRequest_CreatableTopic *ct = &req->Topics.items[i];
+        struct CreateTopicsResponse_CreatableTopicResult *res = &st->resp.Topics.items[i];
+        res->Name = ct->Name;
+        res->NumPartitions = -1;
+        res->ReplicationFactor = -1;
+        res->ErrorMessage = (kstr){NULL, -1};
+        char err[512] = "";
+        int32_t nparts = 0;
+        struct config overrides;
+        config_init(&overrides);
+        int code = 0;
+        for (int32_t k = 0; k < i; k++)
+            if (req->Topics.items[k].Name.len == ct->Name.len && ct->Name.len > 0 &&
+                memcmp(req->Topics.items[k].Name.ptr, ct->Name.ptr, (size_t)ct->Name.len) == 0) {
+                code = KERR_INVALID_REQUEST;
+                snprintf(err, sizeof err, "Create topics request from client contains duplicate topics.");
+            }
+        if (!code && !cluster_is_controller(b)) {
+            code = KERR_NOT_CONTROLLER;
+            snprintf(err, sizeof err, "This is not the correct controller for this cluster.");
+        }
+        if (!code)
+            code = check_topic(b, ct, &nparts, &overrides, err, sizeof err);
+        if (!code && !req->validateOnly) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", ct->Name.len, ct->Name.ptr);
+            int32_t rf = ct->ReplicationFactor;
+            int32_t *assign = NULL;
+            if (ct->Assignments.count > 0) {
+                rf = ct->Assignments.items[0].BrokerIds.count;
+                assign = arena_alloc(&r->arena, (size_t)nparts * (size_t)rf * sizeof *assign);
+                if (!assign)
+                    return API_CLOSE;
+                for (int32_t p = 0; p < nparts; p++)
+                    memcpy(assign + (size_t)p * (size_t)rf, ct->Assignments.items[p].BrokerIds.items,
+                           (size_t)rf * sizeof *assign);
+            }
+            const char **keys = arena_alloc(&r->arena, (size_t)(overrides.n + 1) * sizeof *keys);
+            const char **vals = arena_alloc(&r->arena, (size_t)(overrides.n + 1) * sizeof *vals);
+            if (!keys || !vals)
+                return API_CLOSE;
+            for (int k = 0; k < overrides.n; k++) {
+                keys[k] = arena_strndup(&r->arena, overrides.entries[k].key, strlen(overrides.entries[k].key));
+                vals[k] = arena_strndup(&r->arena, overrides.entries[k].value, strlen(overrides.entries[k].value));
+            }
+            code = cluster_create_topic(b, name, nparts, rf, assign, overrides.n, keys, vals, r, topic_committed,
+                                        err, sizeof err);
+            if (!code) {
+                res->ErrorCode = -1; /* answered by topic_committed */
+                st->pending++;
+            }
+        } else if (!code) {
+            res->NumPartitions = nparts;
+            res->ReplicationFactor = ct->ReplicationFactor;
+        }
+        config_free(&overrides);
+        if (code) {
+            res->ErrorCode = (int16_t)code;
+            res->ErrorMessage = handler_kstr(r, err);
+        }
+    }
+    if (--st->pending > 0)
+        return API_PARKED;
+    CreateTopicsResponse_encode(&r->out, r->api_version, &st->resp);
+    return API_DONE;
+}
+
 int handle_create_topics(struct broker *b, struct request *r)
 {
     int16_t v = r->api_version;
     struct CreateTopicsRequest req;
     if (CreateTopicsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
+    if (b->cluster)
+        return create_in_cluster(b, r, &req);
     struct CreateTopicsResponse resp;
     CreateTopicsResponse_init(&resp);
     if (HANDLER_ITEMS(r, resp.Topics, req.Topics.count, CreateTopicsResponse_CreatableTopicResult_init) < 0)

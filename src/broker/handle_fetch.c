@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "broker/handler.h"
+#include "cluster/cluster.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -27,6 +28,55 @@ static struct partition *find_part(struct broker *b, const struct FetchRequest_F
     return p;
 }
 
+/* A partition's error for this fetch: not the leader, or a stale or future
+ * leader epoch (clients and followers send the epoch they know, v9+). */
+static int serve_check(struct broker *b, const struct partition *p, int32_t current_epoch)
+{
+    int err = cluster_check_leader(b, p);
+    if (err || !p->repl || current_epoch < 0)
+        return err;
+    if (current_epoch < p->repl->leader_epoch)
+        return KERR_FENCED_LEADER_EPOCH;
+    if (current_epoch > p->repl->leader_epoch)
+        return KERR_UNKNOWN_LEADER_EPOCH;
+    return 0;
+}
+
+/* Reads what this fetcher may see: followers everything, consumers only
+ * below the high watermark (whole batches: the high watermark is always a
+ * batch boundary, as followers copy whole batches). */
+static int read_visible(const struct partition *p, bool replica, int64_t offset, int32_t max, bool min_one,
+                        struct plog_slice *sl)
+{
+    int64_t hw = partition_hw(p);
+    if (!replica && offset >= hw && offset <= p->log->next_offset) {
+        sl->fd = -1;
+        sl->pos = 0;
+        sl->len = 0;
+        return 0;
+    }
+    int err = plog_read(p->log, offset, max, min_one, sl);
+    if (err || replica || hw >= p->log->next_offset || sl->len == 0)
+        return err;
+    /* cut the slice at the first batch at or above the high watermark */
+    int64_t pos = sl->pos, end = sl->pos + sl->len;
+    while (pos + 12 <= end) {
+        uint8_t h[12];
+        if (pread(sl->fd, h, sizeof h, pos) != (ssize_t)sizeof h)
+            break;
+        int64_t base = 0;
+        for (int i = 0; i < 8; i++)
+            base = base << 8 | h[i];
+        int32_t blen = (int32_t)((uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11]);
+        if (base >= hw || blen <= 0)
+            break;
+        pos += 12 + (int64_t)blen;
+    }
+    if (pos < end)
+        sl->len = (int32_t)(pos - sl->pos);
+    return 0;
+}
+
 /* Bytes available to this fetch, or -1 when an error must be returned now. */
 static int64_t fetch_available(struct broker *b, struct fetch_state *st)
 {
@@ -41,8 +91,9 @@ static int64_t fetch_available(struct broker *b, struct fetch_state *st)
             if (!p)
                 return -1;
             struct plog_slice sl;
-            if (plog_read(p->log, fp->FetchOffset, fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 1, true,
-                          &sl) != 0)
+            if (serve_check(b, p, fp->CurrentLeaderEpoch) ||
+                read_visible(p, req->ReplicaId >= 0, fp->FetchOffset,
+                             fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 1, true, &sl) != 0)
                 return -1;
             total += sl.len;
             if (total >= st->max_bytes)
@@ -93,7 +144,7 @@ static int fetch_respond(struct broker *b, struct request *r)
     FetchResponse_init(&resp);
     resp.SessionId = 0;
     bool replica = req->ReplicaId >= 0;
-    if (replica)
+    if (replica && !b->cluster)
         resp.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
     else if (req->SessionId != 0)
         resp.ErrorCode = KERR_FETCH_SESSION_ID_NOT_FOUND;
@@ -127,8 +178,14 @@ static int fetch_respond(struct broker *b, struct request *r)
                 continue;
             }
             struct plog *lg = p->log;
-            rp->HighWatermark = lg->next_offset;
-            rp->LastStableOffset = lg->next_offset;
+            err = serve_check(b, p, fp->CurrentLeaderEpoch);
+            if (err) {
+                rp->ErrorCode = (int16_t)err;
+                rp->HighWatermark = rp->LastStableOffset = rp->LogStartOffset = -1;
+                continue;
+            }
+            rp->HighWatermark = partition_hw(p);
+            rp->LastStableOffset = rp->HighWatermark;
             rp->LogStartOffset = lg->log_start_offset;
             int32_t limit = fp->PartitionMaxBytes;
             if (limit > budget)
@@ -136,7 +193,7 @@ static int fetch_respond(struct broker *b, struct request *r)
             if (limit <= 0 && have_data)
                 continue;
             struct plog_slice sl;
-            err = plog_read(lg, fp->FetchOffset, limit > 0 ? limit : 1, !have_data, &sl);
+            err = read_visible(p, replica, fp->FetchOffset, limit > 0 ? limit : 1, !have_data, &sl);
             if (err) {
                 rp->ErrorCode = (int16_t)err;
                 continue;
@@ -252,7 +309,21 @@ int handle_fetch(struct broker *b, struct request *r)
             if (fp->PartitionMaxBytes <= 0 || fp->PartitionMaxBytes > st->max_bytes)
                 fp->PartitionMaxBytes = st->max_bytes;
         }
-    int64_t avail = req->ReplicaId >= 0 || req->SessionId != 0 ? -1 : fetch_available(b, st);
+    if (req->ReplicaId >= 0 && b->cluster) {
+        /* a follower's fetch offsets are its log ends: the high watermark
+         * may move now, not when this fetch is answered */
+        for (int32_t t = 0; t < req->Topics.count; t++) {
+            const struct FetchRequest_FetchTopic *ft = &req->Topics.items[t];
+            for (int32_t i = 0; i < ft->Partitions.count; i++) {
+                int err;
+                struct partition *p = find_part(b, ft, ft->Partitions.items[i].Partition, &err);
+                if (p && !serve_check(b, p, ft->Partitions.items[i].CurrentLeaderEpoch))
+                    repl_follower_fetched(b, p, req->ReplicaId, ft->Partitions.items[i].FetchOffset);
+            }
+        }
+    }
+    bool sessionless_ok = req->SessionId == 0 && (req->ReplicaId < 0 || b->cluster);
+    int64_t avail = !sessionless_ok ? -1 : fetch_available(b, st);
     if (avail < 0 || avail >= req->MinBytes || req->MaxWaitMs == 0 || req->Topics.count == 0) {
         if (fetch_respond(b, r) < 0)
             return API_CLOSE;

@@ -20,6 +20,10 @@ int handle_init_producer_id(struct broker *b, struct request *r)
         resp.ErrorCode = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     } else {
         int64_t id = catalog_new_producer_id(&b->cat);
+        /* in a cluster every broker hands out ids: the node id in the high
+         * bits keeps them apart (each broker's counter is kept on disk) */
+        if (b->cluster && id >= 0)
+            id |= (int64_t)b->node_id << 40;
         if (id < 0) {
             log_error("cannot reserve producer ids in %s", b->cat.data_dir);
             resp.ErrorCode = KERR_KAFKA_STORAGE_ERROR;

@@ -3,6 +3,7 @@
  * transactions), otherwise the first offset whose batch reaches the time.
  * v0 answers with an array of at most MaxNumOffsets offsets. */
 #include "broker/handler.h"
+#include "cluster/cluster.h"
 
 int handle_list_offsets(struct broker *b, struct request *r)
 {
@@ -34,8 +35,13 @@ int handle_list_offsets(struct broker *b, struct request *r)
                 rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if (req.ReplicaId >= 0) {
+            if (req.ReplicaId >= 0 && !b->cluster) {
                 rp->ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
+                continue;
+            }
+            int lerr = cluster_check_leader(b, p);
+            if (lerr) {
+                rp->ErrorCode = (int16_t)lerr;
                 continue;
             }
             struct plog *lg = p->log;
@@ -43,13 +49,13 @@ int handle_list_offsets(struct broker *b, struct request *r)
             if (qp->Timestamp == -2)
                 off = lg->log_start_offset;
             else if (qp->Timestamp == -1)
-                off = lg->next_offset;
+                off = partition_hw(p); /* consumers see up to the high watermark */
             else if (qp->Timestamp < 0) {
                 rp->ErrorCode = KERR_INVALID_REQUEST;
                 continue;
             } else
                 off = plog_offset_for_time(lg, qp->Timestamp, &found_ts);
-            rp->LeaderEpoch = 0;
+            rp->LeaderEpoch = p->repl ? p->repl->leader_epoch : 0;
             if (v == 0) {
                 /* v0: offsets in descending order; latest also lists the start */
                 int32_t max = qp->MaxNumOffsets;

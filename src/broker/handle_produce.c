@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker/handler.h"
+#include "cluster/cluster.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "protocol/records.h"
@@ -17,7 +18,23 @@
 struct produce_state {
     struct ProduceResponse resp;
     int16_t version;
+    /* acks=all in a cluster: the high watermark each partition must reach */
+    struct repl_wait *waits;
+    int nwaits;
+    int64_t deadline_ms;
 };
+
+static void produce_finish(struct request *r)
+{
+    struct produce_state *st = r->state;
+    if (!r->conn) {
+        request_free(r);
+        return;
+    }
+    if (!r->no_response)
+        ProduceResponse_encode(&r->out, st->version, &st->resp);
+    request_done(r);
+}
 
 /* The data was appended but is not known to be on disk: the producer must
  * not take it as acknowledged. */
@@ -37,6 +54,9 @@ static void produce_flushed(void *arg, int err)
     struct produce_state *st = r->state;
     if (err)
         mark_not_durable(&st->resp);
+    if (st->nwaits > 0 && r->conn && r->conn->b->cluster &&
+        repl_park_produce(r->conn->b, r, st->waits, st->nwaits, st->deadline_ms, produce_finish) == 0)
+        return; /* now waits for the followers */
     if (r->conn && !r->no_response)
         ProduceResponse_encode(&r->out, st->version, &st->resp);
     request_done(r);
@@ -64,9 +84,15 @@ static bool all_records_keyed(const uint8_t *batch, size_t n, const struct recor
 }
 
 static int append_one(struct broker *b, struct request *r, struct partition *part, krecords rec,
-                      struct ProduceResponse_PartitionProduceResponse *pr, struct obuf *scratch)
+                      struct ProduceResponse_PartitionProduceResponse *pr, struct obuf *scratch, int16_t acks,
+                      int64_t *end_offset)
 {
     struct topic *t = part->topic;
+    int lerr = cluster_check_leader(b, part);
+    if (lerr)
+        return lerr;
+    if (acks == -1 && part->repl && part->repl->nisr < cluster_min_isr(b, t))
+        return KERR_NOT_ENOUGH_REPLICAS;
     int16_t v = r->api_version;
     struct records_limits lim = {
         .max_batch_bytes = (size_t)t->settings.max_message_bytes,
@@ -102,7 +128,7 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
         records_set_log_append_time(batch, n, now);
         pr->LogAppendTimeMs = now;
     }
-    records_set_partition_leader_epoch(batch, 0);
+    records_set_partition_leader_epoch(batch, part->repl ? part->repl->leader_epoch : 0);
     if (bi.producer_id >= 0) {
         /* idempotent producer: a retried batch gets its first offsets back */
         int64_t dup_base;
@@ -113,6 +139,7 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
         if (st == PSTATE_DUPLICATE) {
             pr->BaseOffset = dup_base;
             pr->LogStartOffset = part->log->log_start_offset;
+            *end_offset = dup_base + dup_delta + 1;
             return 0;
         }
     }
@@ -123,6 +150,7 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
     }
     pr->BaseOffset = base;
     pr->LogStartOffset = part->log->log_start_offset;
+    *end_offset = part->log->next_offset;
     b->appends++;
     metrics_add(b->m.records_in, bi.record_count);
     return 0;
@@ -145,6 +173,17 @@ int handle_produce(struct broker *b, struct request *r)
     if (HANDLER_ITEMS(r, resp->Responses, req->TopicData.count, ProduceResponse_TopicProduceResponse_init) < 0)
         return API_CLOSE;
 
+    st->waits = NULL;
+    st->nwaits = 0;
+    st->deadline_ms = clock_mono_ms() + (req->TimeoutMs > 0 ? req->TimeoutMs : 0);
+    if (b->cluster && req->Acks == -1) {
+        int32_t total = 0;
+        for (int32_t ti = 0; ti < req->TopicData.count; ti++)
+            total += req->TopicData.items[ti].PartitionData.count;
+        st->waits = total > 0 ? arena_alloc(&r->arena, (size_t)total * sizeof *st->waits) : NULL;
+        if (total > 0 && !st->waits)
+            return API_CLOSE;
+    }
     int flush_fds[FLUSH_MAX_FDS];
     int nflush = 0;
     bool wait_flush = false, flush_failed = false;
@@ -202,11 +241,20 @@ int handle_produce(struct broker *b, struct request *r)
                 err = KERR_INVALID_REQUEST;
             else if (!part)
                 err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else
-                err = append_one(b, r, part, pd->Records, pr, &scratch);
+            int64_t end_offset = -1;
+            if (!err)
+                err = append_one(b, r, part, pd->Records, pr, &scratch, req->Acks, &end_offset);
             pr->ErrorCode = (int16_t)err;
             if (err || !part)
                 continue;
+            if (req->Acks == -1 && part->repl && st->waits) {
+                struct repl_wait *w = &st->waits[st->nwaits++];
+                w->part = part;
+                w->end_offset = end_offset;
+                w->leader_epoch = part->repl->leader_epoch;
+                w->error_code = &pr->ErrorCode;
+                w->resolved = false;
+            }
             struct plog *lg = part->log;
             if (lg->unflushed >= t->settings.flush_messages) {
                 if (nflush + 2 > FLUSH_MAX_FDS) {
@@ -232,6 +280,8 @@ int handle_produce(struct broker *b, struct request *r)
         if (rc < 0 && wait_flush)
             mark_not_durable(resp);
     }
+    if (st->nwaits > 0 && repl_park_produce(b, r, st->waits, st->nwaits, st->deadline_ms, produce_finish) == 0)
+        return API_PARKED;
     if (!r->no_response)
         ProduceResponse_encode(&r->out, v, resp);
     return API_DONE;

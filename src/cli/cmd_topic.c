@@ -6,15 +6,25 @@
  * Output (stdout; errors are one sentence on stderr):
  *   create    "created topic NAME"
  *   list      one topic name per line, sorted
- *   describe  "topic NAME", "partitions N", "replication-factor R", then one
+ *   describe  "topic NAME", "partitions N", "replication-factor R" (the
+ *             replica count of the first partition), then one
  *             "partition P leader L replicas A,B isr A,B low LO high HI" per
  *             partition (leader -1 when there is none, "-" for an empty
- *             list, low/high -1 when the watermarks could not be read), then
- *             one "config SOURCE NAME=VALUE" per topic config: non-default
+ *             list, low/high -1 when the watermarks could not be read or the
+ *             partition has no live leader to ask), followed by
+ *             " offline-replicas A,B" when some replicas are on brokers that
+ *             are not live and " error NAME" when the metadata gives the
+ *             partition an error (e.g. LEADER_NOT_AVAILABLE); then one
+ *             "config SOURCE NAME=VALUE" per topic config: non-default
  *             ones first, each group sorted by name, SOURCE as librdkafka
  *             names it (DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, ...)
  *   delete    "deleted topic NAME"
  *   alter     "topic NAME now has N partitions" / "altered configs of topic NAME"
+ *
+ * Leader, replicas and ISR come from Metadata, which every Kafka version
+ * answers.  librdkafka 2.0.2's metadata struct drops the OfflineReplicas
+ * field, so a replica counts as offline when its broker is not among the
+ * live brokers of the same response (what Kafka reports for a dead broker).
  *
  * librdkafka 2.0 has no IncrementalAlterConfigs, and AlterConfigs replaces the
  * whole set of a topic's dynamic configs, so `alter --config` reads the
@@ -47,6 +57,11 @@ static const char usage_text[] =
     "  --delete-config k  alter: remove a topic config override; repeatable\n"
     "  --all              list: include internal topics (names starting with __)\n"
     "  --no-configs       describe: skip the DescribeConfigs request\n"
+    "\n"
+    "describe prints one line per partition: \"partition P leader L replicas A,B,C\n"
+    "isr A,B low LO high HI\", plus \"offline-replicas C\" when replicas sit on brokers\n"
+    "that are down and \"error NAME\" when the partition has one (leader -1: none).\n"
+    "A --replicas larger than the live brokers is refused by the cluster (exit 1).\n"
     "\n"
     "Common client options:\n"
     "  --bootstrap HOST:PORT[,HOST:PORT]  cluster to talk to (default " CLIENT_DEFAULT_BOOTSTRAP ")\n"
@@ -377,6 +392,84 @@ static void print_id_list(const int32_t *ids, int n)
         printf("%s%d", k ? "," : "", (int)ids[k]);
 }
 
+/* Whether broker id is among the live brokers of md. */
+static int broker_live(const struct rd_kafka_metadata *md, int32_t id)
+{
+    for (int b = 0; b < md->broker_cnt; b++)
+        if (md->brokers[b].id == id)
+            return 1;
+    return 0;
+}
+
+/* Prints " offline-replicas A,B" when some of p's replicas are on brokers
+ * that md does not list as live; nothing otherwise. */
+static void print_offline_replicas(const struct rd_kafka_metadata *md,
+                                   const rd_kafka_metadata_partition_t *p)
+{
+    int first = 1;
+
+    for (int k = 0; k < p->replica_cnt; k++) {
+        if (broker_live(md, p->replicas[k]))
+            continue;
+        printf("%s%d", first ? " offline-replicas " : ",", (int)p->replicas[k]);
+        first = 0;
+    }
+}
+
+/* Reads the low and high watermarks of the partitions of topic that broker
+ * leads (among the n partitions parts) into lo[k] and hi[k]. */
+static void read_leader_watermarks(rd_kafka_t *rk, const struct topic_args *a, int32_t broker,
+                                   const char *topic,
+                                   const rd_kafka_metadata_partition_t **parts, int n,
+                                   int64_t *lo, int64_t *hi)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t *out = pass == 0 ? lo : hi;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+        for (int k = 0; k < n; k++)
+            if (parts[k]->leader == broker && (pass == 0 || lo[k] >= 0))
+                /* As ListOffsets timestamps, -2 and -1 mean earliest and latest. */
+                rd_kafka_topic_partition_list_add(l, topic, parts[k]->id)->offset =
+                    pass == 0 ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+        /* A call that fails (or times out) fills in nothing. */
+        if (l->cnt > 0 && rd_kafka_offsets_for_times(rk, l, a->co.timeout_ms) == 0)
+            for (int k = 0; k < n; k++) {
+                const rd_kafka_topic_partition_t *tp;
+
+                if (parts[k]->leader != broker)
+                    continue;
+                tp = rd_kafka_topic_partition_list_find(l, topic, parts[k]->id);
+                if (tp && !tp->err && tp->offset >= 0)
+                    out[k] = tp->offset;
+            }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    /* Half a pair is no use. */
+    for (int k = 0; k < n; k++)
+        if (parts[k]->leader == broker && hi[k] < 0)
+            lo[k] = -1;
+}
+
+/* Reads the low and high watermarks of the n partitions parts of topic into
+ * lo[k] and hi[k], -1 where unknown.  ListOffsets through
+ * rd_kafka_offsets_for_times() with the timestamps -2 (earliest) and -1
+ * (latest), one call per live leader and pass, each bounded by
+ * --timeout-ms, so a leader that is listed but down (Kafka has not noticed
+ * yet) costs its own partitions and one timeout, and no more.
+ * rd_kafka_query_watermark_offsets() would cost two round trips per
+ * partition, and librdkafka 2.0.2 lets it wait forever for such a leader. */
+static void read_watermarks(rd_kafka_t *rk, const struct topic_args *a,
+                            const struct rd_kafka_metadata *md, const char *topic,
+                            const rd_kafka_metadata_partition_t **parts, int n, int64_t *lo,
+                            int64_t *hi)
+{
+    for (int k = 0; k < n; k++)
+        lo[k] = hi[k] = -1;
+    for (int b = 0; b < md->broker_cnt; b++)
+        read_leader_watermarks(rk, a, md->brokers[b].id, topic, parts, n, lo, hi);
+}
+
 static int cmp_partition(const void *x, const void *y)
 {
     const rd_kafka_metadata_partition_t *p = *(const rd_kafka_metadata_partition_t *const *)x;
@@ -440,6 +533,7 @@ static int topic_describe(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t
     const struct rd_kafka_metadata *md;
     const rd_kafka_metadata_topic_t *mt;
     const rd_kafka_metadata_partition_t **parts;
+    int64_t *lows, *highs;
     const rd_kafka_ConfigResource_t *res;
     const rd_kafka_ConfigEntry_t **entries;
     rd_kafka_event_t *ev;
@@ -449,7 +543,12 @@ static int topic_describe(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t
     if (client_topic_metadata(rk, &a->co, a->cmd, a->name, &md, &mt) < 0)
         return 1;
     parts = xcalloc((size_t)mt->partition_cnt + 1, sizeof *parts);
-    if (!parts) {
+    lows = xcalloc((size_t)mt->partition_cnt + 1, sizeof *lows);
+    highs = xcalloc((size_t)mt->partition_cnt + 1, sizeof *highs);
+    if (!parts || !lows || !highs) {
+        xfree(parts);
+        xfree(lows);
+        xfree(highs);
         fprintf(stderr, "%s: out of memory.\n", a->cmd);
         rd_kafka_metadata_destroy(md);
         return 1;
@@ -462,19 +561,21 @@ static int topic_describe(struct topic_args *a, rd_kafka_t *rk, rd_kafka_queue_t
     printf("topic %s\n", mt->topic);
     printf("partitions %d\n", mt->partition_cnt);
     printf("replication-factor %d\n", mt->partition_cnt > 0 ? parts[0]->replica_cnt : 0);
+    read_watermarks(rk, a, md, mt->topic, parts, mt->partition_cnt, lows, highs);
     for (int p = 0; p < mt->partition_cnt; p++) {
-        int64_t lo = -1, hi = -1;
-
-        if (rd_kafka_query_watermark_offsets(rk, mt->topic, parts[p]->id, &lo, &hi,
-                                             a->co.timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            lo = hi = -1;
         printf("partition %d leader %d replicas ", (int)parts[p]->id, (int)parts[p]->leader);
         print_id_list(parts[p]->replicas, parts[p]->replica_cnt);
         fputs(" isr ", stdout);
         print_id_list(parts[p]->isrs, parts[p]->isr_cnt);
-        printf(" low %lld high %lld\n", (long long)lo, (long long)hi);
+        printf(" low %lld high %lld", (long long)lows[p], (long long)highs[p]);
+        print_offline_replicas(md, parts[p]);
+        if (parts[p]->err)
+            printf(" error %s", rd_kafka_err2name(parts[p]->err));
+        fputs("\n", stdout);
     }
     xfree(parts);
+    xfree(lows);
+    xfree(highs);
     rd_kafka_metadata_destroy(md);
     fflush(stdout);
 

@@ -6,6 +6,7 @@
 
 int cmd_broker(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_group(int argc, char **argv);

@@ -13,6 +13,7 @@ static const struct {
     {"demo", cmd_demo, "broker, processors, simulator and dashboard in one process"},
     {"broker", cmd_broker, "run the Kafka-compatible broker"},
     {"topic", cmd_topic, "create, list, describe, delete or alter topics"},
+    {"cluster", cmd_cluster, "cluster health: controller, brokers, offline or under-replicated partitions"},
     {"produce", cmd_produce, "console producer: lines on stdin become records"},
     {"consume", cmd_consume, "console consumer: records become lines on stdout"},
     {"group", cmd_group, "list, describe, reset offsets of or delete consumer groups"},

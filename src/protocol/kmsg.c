@@ -31,7 +31,10 @@ static const struct kmsg_api apis[] = {
     {42, "DeleteGroups", 0, 2, 2},
     {44, "IncrementalAlterConfigs", 0, 1, 1},
     {47, "OffsetDelete", 0, 0, -1},
+    {56, "AlterPartition", 0, 3, 0},
     {60, "DescribeCluster", 0, 1, 0},
+    {62, "BrokerRegistration", 0, 3, 0},
+    {63, "BrokerHeartbeat", 0, 1, 0},
 };
 
 const struct kmsg_api *kmsg_api(int16_t key)
@@ -8665,6 +8668,439 @@ void OffsetDeleteResponse_encode(struct obuf *w, int16_t v, const struct OffsetD
     OffsetDeleteResponse_encode_(w, v, m);
 }
 
+static int AlterPartitionRequest_BrokerState_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_BrokerState *m);
+static void AlterPartitionRequest_BrokerState_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_BrokerState *m);
+static int AlterPartitionRequest_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_PartitionData *m);
+static void AlterPartitionRequest_PartitionData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_PartitionData *m);
+static int AlterPartitionRequest_TopicData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_TopicData *m);
+static void AlterPartitionRequest_TopicData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_TopicData *m);
+static int AlterPartitionRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest *m);
+static void AlterPartitionRequest_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest *m);
+
+void AlterPartitionRequest_BrokerState_init(struct AlterPartitionRequest_BrokerState *m)
+{
+    memset(m, 0, sizeof *m);
+    m->BrokerEpoch = -1LL;
+}
+
+static int AlterPartitionRequest_BrokerState_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_BrokerState *m)
+{
+    (void)a; (void)v; (void)m;
+    if (v >= 3) {
+        m->BrokerId = kr_int32(r);
+    }
+    if (v >= 3) {
+        m->BrokerEpoch = kr_int64(r);
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionRequest_BrokerState_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_BrokerState *m)
+{
+    (void)w; (void)v; (void)m;
+    if (v >= 3) {
+        kw_int32(w, m->BrokerId);
+    }
+    if (v >= 3) {
+        kw_int64(w, m->BrokerEpoch);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionRequest_PartitionData_init(struct AlterPartitionRequest_PartitionData *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionRequest_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_PartitionData *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    m->LeaderEpoch = kr_int32(r);
+    if (v <= 2) {
+        {
+            int32_t n = kr_array_len(r, 1, 0, 4);
+            if (r->err) return -1;
+            m->NewIsr.count = n;
+            m->NewIsr.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NewIsr.items) : NULL;
+            if (n > 0 && !m->NewIsr.items) { r->err = KR_ENOMEM; return -1; }
+            for (int32_t i = 0; i < n; i++) {
+                m->NewIsr.items[i] = kr_int32(r);
+                if (r->err) return -1;
+            }
+        }
+    }
+    if (v >= 3) {
+        {
+            int32_t n = kr_array_len(r, 1, 0, 1);
+            if (r->err) return -1;
+            m->NewIsrWithEpochs.count = n;
+            m->NewIsrWithEpochs.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->NewIsrWithEpochs.items) : NULL;
+            if (n > 0 && !m->NewIsrWithEpochs.items) { r->err = KR_ENOMEM; return -1; }
+            for (int32_t i = 0; i < n; i++) {
+                AlterPartitionRequest_BrokerState_init(&m->NewIsrWithEpochs.items[i]);
+                if (AlterPartitionRequest_BrokerState_decode_(r, a, v, &m->NewIsrWithEpochs.items[i]) < 0) return -1;
+                if (r->err) return -1;
+            }
+        }
+    }
+    if (v >= 1) {
+        m->LeaderRecoveryState = kr_int8(r);
+    }
+    m->PartitionEpoch = kr_int32(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionRequest_PartitionData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_PartitionData *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_int32(w, m->LeaderEpoch);
+    if (v <= 2) {
+        kw_array_len(w, m->NewIsr.count, 1, 0);
+        for (int32_t i = 0; i < m->NewIsr.count; i++) {
+            kw_int32(w, m->NewIsr.items[i]);
+        }
+    }
+    if (v >= 3) {
+        kw_array_len(w, m->NewIsrWithEpochs.count, 1, 0);
+        for (int32_t i = 0; i < m->NewIsrWithEpochs.count; i++) {
+            AlterPartitionRequest_BrokerState_encode_(w, v, &m->NewIsrWithEpochs.items[i]);
+        }
+    }
+    if (v >= 1) {
+        kw_int8(w, m->LeaderRecoveryState);
+    }
+    kw_int32(w, m->PartitionEpoch);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionRequest_TopicData_init(struct AlterPartitionRequest_TopicData *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionRequest_TopicData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest_TopicData *m)
+{
+    (void)a; (void)v; (void)m;
+    if (v <= 1) {
+        m->TopicName = kr_str(r, 1, 0);
+    }
+    if (v >= 2) {
+        m->TopicId = kr_uuid(r);
+    }
+    {
+        int32_t n = kr_array_len(r, 1, 0, 14);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionRequest_PartitionData_init(&m->Partitions.items[i]);
+            if (AlterPartitionRequest_PartitionData_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionRequest_TopicData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest_TopicData *m)
+{
+    (void)w; (void)v; (void)m;
+    if (v <= 1) {
+        kw_str(w, m->TopicName, 1, 0);
+    }
+    if (v >= 2) {
+        kw_uuid(w, m->TopicId);
+    }
+    kw_array_len(w, m->Partitions.count, 1, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        AlterPartitionRequest_PartitionData_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionRequest_init(struct AlterPartitionRequest *m)
+{
+    memset(m, 0, sizeof *m);
+    m->BrokerEpoch = -1LL;
+}
+
+static int AlterPartitionRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->BrokerId = kr_int32(r);
+    m->BrokerEpoch = kr_int64(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionRequest_TopicData_init(&m->Topics.items[i]);
+            if (AlterPartitionRequest_TopicData_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionRequest_encode_(struct obuf *w, int16_t v, const struct AlterPartitionRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->BrokerId);
+    kw_int64(w, m->BrokerEpoch);
+    kw_array_len(w, m->Topics.count, 1, 0);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        AlterPartitionRequest_TopicData_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int AlterPartitionRequest_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest *m)
+{
+    AlterPartitionRequest_init(m);
+    return AlterPartitionRequest_decode_(r, a, v, m);
+}
+
+void AlterPartitionRequest_encode(struct obuf *w, int16_t v, const struct AlterPartitionRequest *m)
+{
+    AlterPartitionRequest_encode_(w, v, m);
+}
+
+static int AlterPartitionResponse_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse_PartitionData *m);
+static void AlterPartitionResponse_PartitionData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse_PartitionData *m);
+static int AlterPartitionResponse_TopicData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse_TopicData *m);
+static void AlterPartitionResponse_TopicData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse_TopicData *m);
+static int AlterPartitionResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse *m);
+static void AlterPartitionResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse *m);
+
+void AlterPartitionResponse_PartitionData_init(struct AlterPartitionResponse_PartitionData *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionResponse_PartitionData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse_PartitionData *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->LeaderId = kr_int32(r);
+    m->LeaderEpoch = kr_int32(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 4);
+        if (r->err) return -1;
+        m->Isr.count = n;
+        m->Isr.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Isr.items) : NULL;
+        if (n > 0 && !m->Isr.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->Isr.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    if (v >= 1) {
+        m->LeaderRecoveryState = kr_int8(r);
+    }
+    m->PartitionEpoch = kr_int32(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionResponse_PartitionData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse_PartitionData *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_int16(w, m->ErrorCode);
+    kw_int32(w, m->LeaderId);
+    kw_int32(w, m->LeaderEpoch);
+    kw_array_len(w, m->Isr.count, 1, 0);
+    for (int32_t i = 0; i < m->Isr.count; i++) {
+        kw_int32(w, m->Isr.items[i]);
+    }
+    if (v >= 1) {
+        kw_int8(w, m->LeaderRecoveryState);
+    }
+    kw_int32(w, m->PartitionEpoch);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionResponse_TopicData_init(struct AlterPartitionResponse_TopicData *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionResponse_TopicData_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse_TopicData *m)
+{
+    (void)a; (void)v; (void)m;
+    if (v <= 1) {
+        m->TopicName = kr_str(r, 1, 0);
+    }
+    if (v >= 2) {
+        m->TopicId = kr_uuid(r);
+    }
+    {
+        int32_t n = kr_array_len(r, 1, 0, 20);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionResponse_PartitionData_init(&m->Partitions.items[i]);
+            if (AlterPartitionResponse_PartitionData_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionResponse_TopicData_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse_TopicData *m)
+{
+    (void)w; (void)v; (void)m;
+    if (v <= 1) {
+        kw_str(w, m->TopicName, 1, 0);
+    }
+    if (v >= 2) {
+        kw_uuid(w, m->TopicId);
+    }
+    kw_array_len(w, m->Partitions.count, 1, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        AlterPartitionResponse_PartitionData_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionResponse_init(struct AlterPartitionResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionResponse_TopicData_init(&m->Topics.items[i]);
+            if (AlterPartitionResponse_TopicData_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_array_len(w, m->Topics.count, 1, 0);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        AlterPartitionResponse_TopicData_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int AlterPartitionResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse *m)
+{
+    AlterPartitionResponse_init(m);
+    return AlterPartitionResponse_decode_(r, a, v, m);
+}
+
+void AlterPartitionResponse_encode(struct obuf *w, int16_t v, const struct AlterPartitionResponse *m)
+{
+    AlterPartitionResponse_encode_(w, v, m);
+}
+
 static int DescribeClusterRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct DescribeClusterRequest *m);
 static void DescribeClusterRequest_encode_(struct obuf *w, int16_t v, const struct DescribeClusterRequest *m);
 
@@ -8836,4 +9272,388 @@ int DescribeClusterResponse_decode(struct kread *r, struct arena *a, int16_t v, 
 void DescribeClusterResponse_encode(struct obuf *w, int16_t v, const struct DescribeClusterResponse *m)
 {
     DescribeClusterResponse_encode_(w, v, m);
+}
+
+static int BrokerRegistrationRequest_Listener_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest_Listener *m);
+static void BrokerRegistrationRequest_Listener_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest_Listener *m);
+static int BrokerRegistrationRequest_Feature_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest_Feature *m);
+static void BrokerRegistrationRequest_Feature_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest_Feature *m);
+static int BrokerRegistrationRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest *m);
+static void BrokerRegistrationRequest_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest *m);
+
+void BrokerRegistrationRequest_Listener_init(struct BrokerRegistrationRequest_Listener *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int BrokerRegistrationRequest_Listener_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest_Listener *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    m->Host = kr_str(r, 1, 0);
+    m->Port = kr_uint16(r);
+    m->SecurityProtocol = kr_int16(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerRegistrationRequest_Listener_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest_Listener *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_str(w, m->Host, 1, 0);
+    kw_uint16(w, m->Port);
+    kw_int16(w, m->SecurityProtocol);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void BrokerRegistrationRequest_Feature_init(struct BrokerRegistrationRequest_Feature *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int BrokerRegistrationRequest_Feature_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest_Feature *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    m->MinSupportedVersion = kr_int16(r);
+    m->MaxSupportedVersion = kr_int16(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerRegistrationRequest_Feature_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest_Feature *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_int16(w, m->MinSupportedVersion);
+    kw_int16(w, m->MaxSupportedVersion);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void BrokerRegistrationRequest_init(struct BrokerRegistrationRequest *m)
+{
+    memset(m, 0, sizeof *m);
+    m->PreviousBrokerEpoch = -1LL;
+}
+
+static int BrokerRegistrationRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->BrokerId = kr_int32(r);
+    m->ClusterId = kr_str(r, 1, 0);
+    m->IncarnationId = kr_uuid(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 7);
+        if (r->err) return -1;
+        m->Listeners.count = n;
+        m->Listeners.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Listeners.items) : NULL;
+        if (n > 0 && !m->Listeners.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            BrokerRegistrationRequest_Listener_init(&m->Listeners.items[i]);
+            if (BrokerRegistrationRequest_Listener_decode_(r, a, v, &m->Listeners.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    {
+        int32_t n = kr_array_len(r, 1, 0, 6);
+        if (r->err) return -1;
+        m->Features.count = n;
+        m->Features.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Features.items) : NULL;
+        if (n > 0 && !m->Features.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            BrokerRegistrationRequest_Feature_init(&m->Features.items[i]);
+            if (BrokerRegistrationRequest_Feature_decode_(r, a, v, &m->Features.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    m->Rack = kr_str(r, 1, 1);
+    if (v >= 1) {
+        m->IsMigratingZkBroker = kr_bool(r);
+    }
+    if (v >= 2) {
+        {
+            int32_t n = kr_array_len(r, 1, 0, 16);
+            if (r->err) return -1;
+            m->LogDirs.count = n;
+            m->LogDirs.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->LogDirs.items) : NULL;
+            if (n > 0 && !m->LogDirs.items) { r->err = KR_ENOMEM; return -1; }
+            for (int32_t i = 0; i < n; i++) {
+                m->LogDirs.items[i] = kr_uuid(r);
+                if (r->err) return -1;
+            }
+        }
+    }
+    if (v >= 3) {
+        m->PreviousBrokerEpoch = kr_int64(r);
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerRegistrationRequest_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->BrokerId);
+    kw_str(w, m->ClusterId, 1, 0);
+    kw_uuid(w, m->IncarnationId);
+    kw_array_len(w, m->Listeners.count, 1, 0);
+    for (int32_t i = 0; i < m->Listeners.count; i++) {
+        BrokerRegistrationRequest_Listener_encode_(w, v, &m->Listeners.items[i]);
+    }
+    kw_array_len(w, m->Features.count, 1, 0);
+    for (int32_t i = 0; i < m->Features.count; i++) {
+        BrokerRegistrationRequest_Feature_encode_(w, v, &m->Features.items[i]);
+    }
+    kw_str(w, m->Rack, 1, 1);
+    if (v >= 1) {
+        kw_bool(w, m->IsMigratingZkBroker);
+    }
+    if (v >= 2) {
+        kw_array_len(w, m->LogDirs.count, 1, 0);
+        for (int32_t i = 0; i < m->LogDirs.count; i++) {
+            kw_uuid(w, m->LogDirs.items[i]);
+        }
+    }
+    if (v >= 3) {
+        kw_int64(w, m->PreviousBrokerEpoch);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int BrokerRegistrationRequest_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest *m)
+{
+    BrokerRegistrationRequest_init(m);
+    return BrokerRegistrationRequest_decode_(r, a, v, m);
+}
+
+void BrokerRegistrationRequest_encode(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest *m)
+{
+    BrokerRegistrationRequest_encode_(w, v, m);
+}
+
+static int BrokerRegistrationResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationResponse *m);
+static void BrokerRegistrationResponse_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationResponse *m);
+
+void BrokerRegistrationResponse_init(struct BrokerRegistrationResponse *m)
+{
+    memset(m, 0, sizeof *m);
+    m->BrokerEpoch = -1LL;
+}
+
+static int BrokerRegistrationResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->BrokerEpoch = kr_int64(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerRegistrationResponse_encode_(struct obuf *w, int16_t v, const struct BrokerRegistrationResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_int64(w, m->BrokerEpoch);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int BrokerRegistrationResponse_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationResponse *m)
+{
+    BrokerRegistrationResponse_init(m);
+    return BrokerRegistrationResponse_decode_(r, a, v, m);
+}
+
+void BrokerRegistrationResponse_encode(struct obuf *w, int16_t v, const struct BrokerRegistrationResponse *m)
+{
+    BrokerRegistrationResponse_encode_(w, v, m);
+}
+
+static int BrokerHeartbeatRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatRequest *m);
+static void BrokerHeartbeatRequest_encode_(struct obuf *w, int16_t v, const struct BrokerHeartbeatRequest *m);
+
+void BrokerHeartbeatRequest_init(struct BrokerHeartbeatRequest *m)
+{
+    memset(m, 0, sizeof *m);
+    m->BrokerEpoch = -1LL;
+}
+
+static int BrokerHeartbeatRequest_tag0_(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatRequest *m)
+{
+    (void)a; (void)v;
+    {
+        int32_t n = kr_array_len(r, 1, 0, 16);
+        if (r->err) return -1;
+        m->OfflineLogDirs.count = n;
+        m->OfflineLogDirs.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->OfflineLogDirs.items) : NULL;
+        if (n > 0 && !m->OfflineLogDirs.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->OfflineLogDirs.items[i] = kr_uuid(r);
+            if (r->err) return -1;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static int BrokerHeartbeatRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->BrokerId = kr_int32(r);
+    m->BrokerEpoch = kr_int64(r);
+    m->CurrentMetadataOffset = kr_int64(r);
+    m->WantFence = kr_bool(r);
+    m->WantShutDown = kr_bool(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            switch (tag) {
+            case 0:
+                if ((v >= 1) && BrokerHeartbeatRequest_tag0_(&sub, a, v, m) < 0) {
+                    r->err = sub.err ? sub.err : KR_EINVAL;
+                    return -1;
+                }
+                break;
+            default: break;
+            }
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerHeartbeatRequest_encode_(struct obuf *w, int16_t v, const struct BrokerHeartbeatRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->BrokerId);
+    kw_int64(w, m->BrokerEpoch);
+    kw_int64(w, m->CurrentMetadataOffset);
+    kw_bool(w, m->WantFence);
+    kw_bool(w, m->WantShutDown);
+    if (1) {
+        uint32_t ntags = 0;
+        if ((v >= 1) && m->OfflineLogDirs.count > 0) ntags++;
+        kw_uvarint(w, ntags);
+        if ((v >= 1) && m->OfflineLogDirs.count > 0) {
+            size_t mark = kw_tag_begin(w, 0);
+            kw_array_len(w, m->OfflineLogDirs.count, 1, 0);
+            for (int32_t i = 0; i < m->OfflineLogDirs.count; i++) {
+                kw_uuid(w, m->OfflineLogDirs.items[i]);
+            }
+            kw_tag_end(w, mark);
+        }
+    }
+}
+
+int BrokerHeartbeatRequest_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatRequest *m)
+{
+    BrokerHeartbeatRequest_init(m);
+    return BrokerHeartbeatRequest_decode_(r, a, v, m);
+}
+
+void BrokerHeartbeatRequest_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatRequest *m)
+{
+    BrokerHeartbeatRequest_encode_(w, v, m);
+}
+
+static int BrokerHeartbeatResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatResponse *m);
+static void BrokerHeartbeatResponse_encode_(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m);
+
+void BrokerHeartbeatResponse_init(struct BrokerHeartbeatResponse *m)
+{
+    memset(m, 0, sizeof *m);
+    m->IsFenced = 1;
+}
+
+static int BrokerHeartbeatResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->IsCaughtUp = kr_bool(r);
+    m->IsFenced = kr_bool(r);
+    m->ShouldShutDown = kr_bool(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void BrokerHeartbeatResponse_encode_(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_bool(w, m->IsCaughtUp);
+    kw_bool(w, m->IsFenced);
+    kw_bool(w, m->ShouldShutDown);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int BrokerHeartbeatResponse_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatResponse *m)
+{
+    BrokerHeartbeatResponse_init(m);
+    return BrokerHeartbeatResponse_decode_(r, a, v, m);
+}
+
+void BrokerHeartbeatResponse_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m)
+{
+    BrokerHeartbeatResponse_encode_(w, v, m);
 }

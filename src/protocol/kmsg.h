@@ -38,7 +38,10 @@
 #define KAPI_DELETEGROUPS 42
 #define KAPI_INCREMENTALALTERCONFIGS 44
 #define KAPI_OFFSETDELETE 47
+#define KAPI_ALTERPARTITION 56
 #define KAPI_DESCRIBECLUSTER 60
+#define KAPI_BROKERREGISTRATION 62
+#define KAPI_BROKERHEARTBEAT 63
 
 /* One row per API the codec knows: its key, name, the versions the spec
  * allows and the first flexible version (-1: none). */
@@ -1277,6 +1280,67 @@ void OffsetDeleteResponse_init(struct OffsetDeleteResponse *m);
 int OffsetDeleteResponse_decode(struct kread *r, struct arena *a, int16_t v, struct OffsetDeleteResponse *m);
 void OffsetDeleteResponse_encode(struct obuf *w, int16_t v, const struct OffsetDeleteResponse *m);
 
+struct AlterPartitionRequest_BrokerState {
+    int32_t BrokerId;
+    int64_t BrokerEpoch;
+};
+
+struct AlterPartitionRequest_PartitionData {
+    int32_t PartitionIndex;
+    int32_t LeaderEpoch;
+    struct { int32_t count; int32_t *items; } NewIsr;
+    struct { int32_t count; struct AlterPartitionRequest_BrokerState *items; } NewIsrWithEpochs;
+    int8_t LeaderRecoveryState;
+    int32_t PartitionEpoch;
+};
+
+struct AlterPartitionRequest_TopicData {
+    kstr TopicName;
+    kuuid TopicId;
+    struct { int32_t count; struct AlterPartitionRequest_PartitionData *items; } Partitions;
+};
+
+struct AlterPartitionRequest {
+    int32_t BrokerId;
+    int64_t BrokerEpoch;
+    struct { int32_t count; struct AlterPartitionRequest_TopicData *items; } Topics;
+};
+
+void AlterPartitionRequest_BrokerState_init(struct AlterPartitionRequest_BrokerState *m);
+void AlterPartitionRequest_PartitionData_init(struct AlterPartitionRequest_PartitionData *m);
+void AlterPartitionRequest_TopicData_init(struct AlterPartitionRequest_TopicData *m);
+void AlterPartitionRequest_init(struct AlterPartitionRequest *m);
+int AlterPartitionRequest_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionRequest *m);
+void AlterPartitionRequest_encode(struct obuf *w, int16_t v, const struct AlterPartitionRequest *m);
+
+struct AlterPartitionResponse_PartitionData {
+    int32_t PartitionIndex;
+    int16_t ErrorCode;
+    int32_t LeaderId;
+    int32_t LeaderEpoch;
+    struct { int32_t count; int32_t *items; } Isr;
+    int8_t LeaderRecoveryState;
+    int32_t PartitionEpoch;
+};
+
+struct AlterPartitionResponse_TopicData {
+    kstr TopicName;
+    kuuid TopicId;
+    struct { int32_t count; struct AlterPartitionResponse_PartitionData *items; } Partitions;
+};
+
+struct AlterPartitionResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    struct { int32_t count; struct AlterPartitionResponse_TopicData *items; } Topics;
+};
+
+void AlterPartitionResponse_PartitionData_init(struct AlterPartitionResponse_PartitionData *m);
+void AlterPartitionResponse_TopicData_init(struct AlterPartitionResponse_TopicData *m);
+void AlterPartitionResponse_init(struct AlterPartitionResponse *m);
+int AlterPartitionResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionResponse *m);
+void AlterPartitionResponse_encode(struct obuf *w, int16_t v, const struct AlterPartitionResponse *m);
+
 struct DescribeClusterRequest {
     bool IncludeClusterAuthorizedOperations;
     int8_t EndpointType;
@@ -1308,5 +1372,71 @@ void DescribeClusterResponse_DescribeClusterBroker_init(struct DescribeClusterRe
 void DescribeClusterResponse_init(struct DescribeClusterResponse *m);
 int DescribeClusterResponse_decode(struct kread *r, struct arena *a, int16_t v, struct DescribeClusterResponse *m);
 void DescribeClusterResponse_encode(struct obuf *w, int16_t v, const struct DescribeClusterResponse *m);
+
+struct BrokerRegistrationRequest_Listener {
+    kstr Name;
+    kstr Host;
+    uint16_t Port;
+    int16_t SecurityProtocol;
+};
+
+struct BrokerRegistrationRequest_Feature {
+    kstr Name;
+    int16_t MinSupportedVersion;
+    int16_t MaxSupportedVersion;
+};
+
+struct BrokerRegistrationRequest {
+    int32_t BrokerId;
+    kstr ClusterId;
+    kuuid IncarnationId;
+    struct { int32_t count; struct BrokerRegistrationRequest_Listener *items; } Listeners;
+    struct { int32_t count; struct BrokerRegistrationRequest_Feature *items; } Features;
+    kstr Rack;
+    bool IsMigratingZkBroker;
+    struct { int32_t count; kuuid *items; } LogDirs;
+    int64_t PreviousBrokerEpoch;
+};
+
+void BrokerRegistrationRequest_Listener_init(struct BrokerRegistrationRequest_Listener *m);
+void BrokerRegistrationRequest_Feature_init(struct BrokerRegistrationRequest_Feature *m);
+void BrokerRegistrationRequest_init(struct BrokerRegistrationRequest *m);
+int BrokerRegistrationRequest_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationRequest *m);
+void BrokerRegistrationRequest_encode(struct obuf *w, int16_t v, const struct BrokerRegistrationRequest *m);
+
+struct BrokerRegistrationResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    int64_t BrokerEpoch;
+};
+
+void BrokerRegistrationResponse_init(struct BrokerRegistrationResponse *m);
+int BrokerRegistrationResponse_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerRegistrationResponse *m);
+void BrokerRegistrationResponse_encode(struct obuf *w, int16_t v, const struct BrokerRegistrationResponse *m);
+
+struct BrokerHeartbeatRequest {
+    int32_t BrokerId;
+    int64_t BrokerEpoch;
+    int64_t CurrentMetadataOffset;
+    bool WantFence;
+    bool WantShutDown;
+    struct { int32_t count; kuuid *items; } OfflineLogDirs;
+};
+
+void BrokerHeartbeatRequest_init(struct BrokerHeartbeatRequest *m);
+int BrokerHeartbeatRequest_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatRequest *m);
+void BrokerHeartbeatRequest_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatRequest *m);
+
+struct BrokerHeartbeatResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    bool IsCaughtUp;
+    bool IsFenced;
+    bool ShouldShutDown;
+};
+
+void BrokerHeartbeatResponse_init(struct BrokerHeartbeatResponse *m);
+int BrokerHeartbeatResponse_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatResponse *m);
+void BrokerHeartbeatResponse_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m);
 
 #endif

@@ -44,7 +44,7 @@ int catalog_check_name(const char *name, size_t len, const char **why)
     return 0;
 }
 
-static void random_bytes(void *p, size_t n)
+void random_bytes(void *p, size_t n)
 {
     if (getrandom(p, n, 0) != (ssize_t)n) {
         uint8_t *b = p;
@@ -101,6 +101,7 @@ static void topic_free(struct topic *t, bool close_logs)
         if (t->parts && t->parts[i]) {
             if (close_logs)
                 plog_close(t->parts[i]->log);
+            xfree(t->parts[i]->repl); /* a plain struct (cluster.h) */
             xfree(t->parts[i]);
         }
     }
@@ -321,6 +322,13 @@ struct partition *catalog_partition(const struct topic *t, int32_t index)
 int catalog_create(struct catalog *c, const char *name, int32_t partitions,
                    const struct config *overrides, struct topic **out, char *err, size_t errlen)
 {
+    return catalog_create_with_id(c, name, partitions, overrides, NULL, out, err, errlen);
+}
+
+int catalog_create_with_id(struct catalog *c, const char *name, int32_t partitions,
+                           const struct config *overrides, const kuuid *id, struct topic **out, char *err,
+                           size_t errlen)
+{
     const char *why;
     if (catalog_check_name(name, strlen(name), &why) < 0) {
         snprintf(err, errlen, "Invalid topic name: %s", why);
@@ -339,7 +347,10 @@ int catalog_create(struct catalog *c, const char *name, int32_t partitions,
         snprintf(err, errlen, "out of memory");
         return KERR_UNKNOWN_SERVER_ERROR;
     }
-    random_bytes(&t->id, sizeof t->id);
+    if (id)
+        t->id = *id;
+    else
+        random_bytes(&t->id, sizeof t->id);
     if (overrides)
         for (int i = 0; i < overrides->n; i++)
             config_set(&t->overrides, overrides->entries[i].key, overrides->entries[i].value);

@@ -18,11 +18,13 @@
 #include "storage/topic_config.h"
 
 struct topic;
+struct replica;
 
 struct partition {
     int32_t index;
     struct topic *topic;   /* borrows its owner */
     struct plog *log;      /* owned */
+    struct replica *repl;  /* owned by cluster.c: replication state, NULL alone */
 };
 
 struct topic {
@@ -65,6 +67,11 @@ int catalog_check_name(const char *name, size_t len, const char **why);
 /* Creates a topic.  Returns 0 or a Kafka error code with a message. */
 int catalog_create(struct catalog *c, const char *name, int32_t partitions,
                    const struct config *overrides, struct topic **out, char *err, size_t errlen);
+/* The same with a given topic id (a cluster's topics get theirs from the
+ * controller); NULL draws a random one. */
+int catalog_create_with_id(struct catalog *c, const char *name, int32_t partitions,
+                           const struct config *overrides, const kuuid *id, struct topic **out, char *err,
+                           size_t errlen);
 /* Deletes a topic and its data. */
 void catalog_delete(struct catalog *c, struct topic *t);
 /* Grows a topic to `count` partitions.  Returns 0 or a Kafka error code. */
@@ -73,6 +80,9 @@ int catalog_add_partitions(struct catalog *c, struct topic *t, int32_t count, ch
  * reserved on disk in blocks (<data>/producer-id-block).  Returns -1 when the
  * reservation cannot be written. */
 int64_t catalog_new_producer_id(struct catalog *c);
+
+/* Fills p with n random bytes (getrandom; rand() if that fails). */
+void random_bytes(void *p, size_t n);
 
 /* Replaces a topic's overrides (validated by the caller) and persists. */
 int catalog_set_config(struct catalog *c, struct topic *t, const struct config *overrides);

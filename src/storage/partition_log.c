@@ -13,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "protocol/kerr.h"
@@ -100,10 +101,12 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
     pstate_init(&l->producers);
     l->dir = xstrdup(dir);
     l->settings = settings;
+    if (!l->dir || ecache_open(&l->epochs, dir) < 0) {
+        plog_close(l);
+        return NULL;
+    }
     DIR *d = opendir(dir);
-    if (!l->dir || !d) {
-        if (d)
-            closedir(d);
+    if (!d) {
         plog_close(l);
         return NULL;
     }
@@ -247,6 +250,10 @@ struct plog *plog_open(const char *dir, const struct topic_settings *settings, b
         if (plog_for_each_batch(l, covered, replay_producer, &rc) < 0)
             log_warn("%s: could not rebuild all producer state", dir);
     }
+    /* The checkpoint is written when an epoch starts, before its data is
+     * synced: recovery may have cut the data an entry points at. */
+    ecache_truncate_from_end(&l->epochs, l->next_offset);
+    ecache_truncate_from_start(&l->epochs, l->log_start_offset);
     /* The active segment's index files are rewritten when it is sealed. */
     return l;
 }
@@ -259,8 +266,11 @@ void plog_close(struct plog *l)
         save_producers(l);
         fdatasync(l->segs[l->nsegs - 1]->fd);
         plog_save_recovery_point(l, l->next_offset);
+        if (l->epochs.unsaved)
+            ecache_save(&l->epochs);
     }
     pstate_free(&l->producers);
+    ecache_close(&l->epochs);
     for (int i = 0; i < l->nsegs; i++) {
         struct segment *s = l->segs[i];
         if (i == l->nsegs - 1 && s->fd >= 0) {
@@ -293,6 +303,7 @@ void plog_destroy(struct plog *l)
     }
     rmdir(l->dir);
     pstate_free(&l->producers);
+    ecache_close(&l->epochs);
     xfree(l->segs);
     xfree(l->dir);
     xfree(l);
@@ -317,24 +328,27 @@ static int roll(struct plog *l)
     return 0;
 }
 
-int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset)
+/* Appends a batch that carries its final offsets (baseOffset in its
+ * header, at or above the log end), rolling the active segment first when
+ * it is full or old, and records what it says about producers and leader
+ * epochs. */
+static int append_batch(struct plog *l, const uint8_t *batch, size_t n, int64_t now_ms)
 {
+    struct records_batch_info bi;
+    records_parse_header(batch, n, &bi);
+    int64_t base = bi.base_offset;
+    int64_t last = base + bi.last_offset_delta;
     struct segment *a = l->segs[l->nsegs - 1];
     const struct topic_settings *ts = l->settings;
     bool too_big = a->size > 0 && a->size + (int64_t)n > ts->segment_bytes;
     bool too_old = a->size > 0 && now_ms - a->created_ms >= ts->segment_ms;
     /* offsets relative to a segment's base must fit the 32-bit index */
-    bool too_many = l->next_offset - a->base_offset > INT32_MAX - 100000;
+    bool too_many = base - a->base_offset > INT32_MAX - 100000;
     if (too_big || too_old || too_many) {
         if (roll(l) < 0)
             return -1;
         a = l->segs[l->nsegs - 1];
     }
-    struct records_batch_info bi;
-    records_parse_header(batch, n, &bi);
-    int64_t base = l->next_offset;
-    records_set_base_offset(batch, base);
-    int64_t last = base + bi.last_offset_delta;
     if (seg_append(a, batch, n, last, bi.max_timestamp, ts->index_interval_bytes) < 0)
         return -1;
     l->next_offset = last + 1;
@@ -342,8 +356,48 @@ int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_
         pstate_update(&l->producers, bi.producer_id, bi.producer_epoch, bi.base_sequence, bi.last_offset_delta,
                       base, now_ms);
     l->unflushed += bi.record_count;
+    /* A leader stamps its epoch, a follower keeps the leader's: either way
+     * the first batch of a new epoch starts it.  A failed checkpoint write
+     * is logged and retried by the next change; the batch stays. */
+    if (bi.partition_leader_epoch >= 0 && bi.partition_leader_epoch > ecache_latest_epoch(&l->epochs))
+        ecache_assign(&l->epochs, bi.partition_leader_epoch, base);
+    return 0;
+}
+
+int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset)
+{
+    int64_t base = l->next_offset;
+    records_set_base_offset(batch, base);
+    if (append_batch(l, batch, n, now_ms) < 0)
+        return -1;
     *base_offset = base;
     return 0;
+}
+
+int plog_append_replica(struct plog *l, const uint8_t *batch, size_t n, int64_t now_ms)
+{
+    struct records_batch_info bi;
+    if (records_parse_header(batch, n, &bi) < 0 || bi.magic != 2 ||
+        bi.batch_length < RECORDS_V2_OVERHEAD - RECORDS_LOG_OVERHEAD ||
+        (size_t)bi.batch_length + RECORDS_LOG_OVERHEAD != n || bi.last_offset_delta < 0 ||
+        crc32c(0, batch + RECORDS_CRC_START, n - RECORDS_CRC_START) != bi.crc) {
+        errno = EBADMSG;
+        return -1;
+    }
+    /* A compacted leader's log has offset gaps, which a follower copies;
+     * any other log is contiguous (plog_open's recovery relies on it). */
+    bool gap_ok = l->settings->compact;
+    if (bi.base_offset < l->next_offset || (bi.base_offset > l->next_offset && !gap_ok) ||
+        bi.base_offset > INT64_MAX - INT32_MAX - 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return append_batch(l, batch, n, now_ms);
+}
+
+void plog_stamp_leader_epoch(uint8_t *batch, int32_t epoch)
+{
+    records_set_partition_leader_epoch(batch, epoch);
 }
 
 int plog_check_producer(const struct plog *l, const uint8_t *batch, size_t n, int64_t *dup_base_offset,
@@ -585,6 +639,8 @@ int plog_apply_retention(struct plog *l, int64_t now_ms)
             deleted++;
         }
     }
+    if (deleted > 0)
+        ecache_truncate_from_start(&l->epochs, l->log_start_offset);
     return deleted;
 }
 
@@ -612,6 +668,7 @@ int plog_delete_records(struct plog *l, int64_t offset)
     }
     while (l->nsegs > 1 && l->segs[1]->base_offset <= offset)
         drop_first_segment(l);
+    ecache_truncate_from_start(&l->epochs, l->log_start_offset);
     return 0;
 }
 
@@ -672,4 +729,181 @@ int plog_take_unsynced_fds(struct plog *l, int *fds, int max)
             fds[n++] = fd;
     }
     return n;
+}
+
+/* --- tail truncation (followers) ------------------------------------------ */
+
+/* Makes creates, unlinks and renames in the partition directory durable. */
+static int sync_dir(const struct plog *l)
+{
+    int fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* Writes the recovery point as given, lower too (plog_save_recovery_point
+ * only raises it), durably: a recovery point above the log end would let
+ * data appended after a truncation pass unchecked after a crash. */
+static int write_recovery_point(struct plog *l, int64_t offset)
+{
+    char path[4200], buf[32];
+    snprintf(path, sizeof path, "%s/recovery-point", l->dir);
+    int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
+    if (file_replace(path, buf, (size_t)n) < 0 || sync_dir(l) < 0)
+        return -1;
+    l->recovery_point = offset;
+    /* a checkpoint flush under way would move it back up past the cut:
+     * its answer is ignored (the broker matches it by token) */
+    if (l->checkpoint_target > offset)
+        l->checkpoint_token = 0;
+    return 0;
+}
+
+/* Sets the cleaner offset, and its file when there is one (the file's
+ * existence tells plog_open that the log has gaps; it is not created). */
+static void set_cleaner_offset(struct plog *l, int64_t offset)
+{
+    if (l->cleaner_offset == offset)
+        return;
+    l->cleaner_offset = offset;
+    char path[4200], buf[32];
+    snprintf(path, sizeof path, "%s/cleaner-offset", l->dir);
+    if (access(path, F_OK) != 0)
+        return;
+    int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
+    if (file_replace(path, buf, (size_t)n) < 0)
+        log_warn("%s: cannot save the cleaner offset: %s", l->dir, strerror(errno));
+}
+
+/* Producer state after a truncation: rebuilt by rereading every batch from
+ * the log start, then saved (the saved state may describe removed
+ * batches).  O(log size), but truncation is rare, and this is exact where
+ * undoing the removed batches would need history the state does not keep. */
+static void rebuild_producers(struct plog *l)
+{
+    pstate_free(&l->producers);
+    pstate_init(&l->producers);
+    struct replay_ctx rc = {l, INT64_MIN};
+    if (plog_for_each_batch(l, l->log_start_offset, replay_producer, &rc) < 0)
+        log_warn("%s: could not rebuild all producer state", l->dir);
+    save_producers(l);
+}
+
+int plog_truncate_to(struct plog *l, int64_t offset)
+{
+    if (offset < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (offset <= l->log_start_offset)
+        return plog_truncate_fully(l, offset);
+    if (offset >= l->next_offset)
+        return 0;
+    /* the first batch whose last offset reaches offset: segment k, byte pos */
+    int k;
+    int64_t pos = 0, cut_base = -1;
+    for (k = find_seg(l, offset); k < l->nsegs; k++) {
+        int r = seg_locate(l->segs[k], offset, &pos, &cut_base);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+    }
+    if (k == l->nsegs)
+        return 0; /* past offset lies only an offset gap (a compacted log) */
+    /* a segment cut at its first byte goes whole; the cut moves to the end
+     * of the segment before, which becomes the active one */
+    while (pos == 0 && k > 0)
+        pos = l->segs[--k]->size;
+    if ((pos == 0 && k == 0) || cut_base <= l->log_start_offset) {
+        /* nothing at or above the log start would remain */
+        int64_t start = cut_base < offset ? cut_base : offset;
+        return plog_truncate_fully(l, start > l->log_start_offset ? start : l->log_start_offset);
+    }
+    int64_t old_end = l->next_offset;
+    /* Later segments go first, newest first: a crash part way leaves a
+     * prefix of the log, never a hole followed by data. */
+    bool deleted = l->nsegs > k + 1;
+    while (l->nsegs > k + 1)
+        seg_delete(l->segs[--l->nsegs]);
+    if (deleted && sync_dir(l) < 0)
+        goto io_err;
+    if (seg_truncate(l->segs[k], pos) < 0)
+        goto io_err;
+    int64_t end = l->segs[k]->next_offset;
+    l->next_offset = end;
+    if (end < l->log_start_offset) /* the log start lay in an offset gap */
+        return plog_truncate_fully(l, l->log_start_offset);
+    /* The cut segment was fsynced; the one before may hold data not yet
+     * flushed (plog_take_dirty_fds hands out those two).  Syncing it makes
+     * everything left durable. */
+    if (k > 0 && fdatasync(l->segs[k - 1]->fd) < 0)
+        goto io_err;
+    l->unflushed = 0;
+    if (l->recovery_point > end && write_recovery_point(l, end) < 0)
+        goto io_err;
+    if (l->cleaner_offset > end)
+        set_cleaner_offset(l, end);
+    rebuild_producers(l);
+    ecache_truncate_from_end(&l->epochs, end);
+    log_info("%s: truncated to offset %lld (the log ended at %lld)", l->dir, (long long)end, (long long)old_end);
+    return 0;
+io_err:
+    log_error("%s: truncation to offset %lld failed: %s", l->dir, (long long)offset, strerror(errno));
+    l->next_offset = l->segs[l->nsegs - 1]->next_offset;
+    return -1;
+}
+
+int plog_truncate_fully(struct plog *l, int64_t new_start)
+{
+    if (new_start < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The segment that will hold the log is made first (or is the one
+     * already based at new_start), so that a crash part way never leaves a
+     * directory without segments, which would restart the log at 0. */
+    int keep = -1;
+    for (int i = 0; i < l->nsegs; i++)
+        if (l->segs[i]->base_offset == new_start)
+            keep = i;
+    struct segment *s = keep >= 0 ? l->segs[keep] : seg_create(l->dir, new_start);
+    if (!s)
+        return -1;
+    int64_t old_start = l->log_start_offset, old_end = l->next_offset;
+    l->log_start_offset = new_start;
+    if (save_log_start(l) < 0 || sync_dir(l) < 0) {
+        l->log_start_offset = old_start;
+        if (keep < 0)
+            seg_delete(s);
+        log_error("%s: cannot restart the log at %lld: %s", l->dir, (long long)new_start, strerror(errno));
+        return -1;
+    }
+    for (int i = l->nsegs - 1; i >= 0; i--)
+        if (i != keep)
+            seg_delete(l->segs[i]);
+    l->segs[0] = s;
+    l->nsegs = 1;
+    l->next_offset = new_start;
+    if ((keep >= 0 && seg_truncate(s, 0) < 0) || sync_dir(l) < 0)
+        goto io_err;
+    l->unflushed = 0;
+    if (write_recovery_point(l, new_start) < 0)
+        goto io_err;
+    set_cleaner_offset(l, new_start);
+    pstate_free(&l->producers);
+    pstate_init(&l->producers);
+    save_producers(l);
+    ecache_clear(&l->epochs);
+    log_info("%s: emptied and restarted at offset %lld (it held %lld..%lld)", l->dir, (long long)new_start,
+             (long long)old_start, (long long)old_end);
+    return 0;
+io_err:
+    log_error("%s: restarting the log at %lld failed: %s", l->dir, (long long)new_start, strerror(errno));
+    return -1;
 }

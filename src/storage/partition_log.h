@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "storage/epoch_cache.h"
 #include "storage/producer_state.h"
 #include "storage/segment.h"
 #include "storage/topic_config.h"
@@ -23,6 +24,7 @@ struct plog {
     int64_t last_flush_ms;      /* wall time of the last flush request */
     const struct topic_settings *settings; /* borrows the topic's settings */
     struct pstate producers;    /* idempotent producers seen on this partition */
+    struct ecache epochs;       /* leader epoch -> start offset (OffsetForLeaderEpoch) */
     int64_t cleaner_offset;     /* compaction: the first offset not yet cleaned */
     int64_t recovery_point;     /* offsets below it are known to be fsynced */
     int64_t checkpoint_target;  /* what the checkpoint flush under way covers */
@@ -49,8 +51,48 @@ void plog_destroy(struct plog *l);
 
 /* Appends one validated v2 batch of n bytes: writes the next offset into
  * its baseOffset (the buffer is modified) and appends it.  Returns 0 with
- * the assigned base offset, or -1 (errno) leaving the log unchanged. */
+ * the assigned base offset, or -1 (errno) leaving the log unchanged.
+ * A batch whose partitionLeaderEpoch is >= 0 and above the latest epoch in
+ * the epoch cache starts that epoch there (ecache_assign, which fsyncs the
+ * checkpoint file: once per leader change). */
 int plog_append(struct plog *l, uint8_t *batch, size_t n, int64_t now_ms, int64_t *base_offset);
+
+/* A follower's append: the batch (borrowed, the leader's bytes verbatim)
+ * keeps its own offsets.  Its header is checked (n >= 61, magic 2,
+ * batchLength + 12 == n, lastOffsetDelta >= 0, CRC-32C) and its baseOffset
+ * must be the log end; a compacted log (cleanup.policy compact) also takes
+ * a baseOffset above the log end, as the leader's cleaned log has gaps.
+ * Producer state and the epoch cache are updated as by plog_append.
+ * Returns 0, or -1 with errno EINVAL (wrong baseOffset), EBADMSG (bad
+ * header or CRC), or a write error; the log is then unchanged. */
+int plog_append_replica(struct plog *l, const uint8_t *batch, size_t n, int64_t now_ms);
+
+/* Writes the leader's epoch into a v2 batch (at least 16 bytes) before
+ * plog_append.  partitionLeaderEpoch (bytes 12..15) lies outside the CRC,
+ * so the batch stays valid. */
+void plog_stamp_leader_epoch(uint8_t *batch, int32_t epoch);
+
+/* A follower cuts its divergent tail (Kafka's Log.truncateTo): every batch
+ * whose last offset >= offset goes, a batch straddling offset entirely, so
+ * the log end becomes the base offset of the first batch removed (the end
+ * of the last batch kept: the same in a log without offset gaps); nothing
+ * changes when no batch reaches offset.  Whole segments above the cut are
+ * deleted, the one holding it is cut and becomes the active segment.  The
+ * recovery point, cleaner offset, producer state (rebuilt by rereading the
+ * log from its start: O(log size)) and epoch cache follow.  When offset <=
+ * the log start offset, or nothing visible would remain, this is
+ * plog_truncate_fully.  Durable when it returns (files and directory
+ * fsynced), so that a crash cannot bring the cut data back.  fsyncs on the
+ * loop thread.  Returns 0, or -1 with errno: EINVAL for offset < 0; an I/O
+ * error, after which the log must not be used further (close it; opening
+ * it again recovers a consistent log). */
+int plog_truncate_to(struct plog *l, int64_t offset);
+
+/* Empties the log and restarts it at new_start, which becomes both the log
+ * start and the log end (Kafka's truncateFullyAndStartAt): every segment
+ * is deleted, producer state and epoch cache are cleared.  Durable when it
+ * returns.  Returns 0 or -1 with errno, as plog_truncate_to. */
+int plog_truncate_fully(struct plog *l, int64_t new_start);
 
 /* For an idempotent batch (producer id >= 0): PSTATE_APPEND, or
  * PSTATE_DUPLICATE with the original offsets (the batch must not be written

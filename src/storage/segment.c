@@ -49,12 +49,14 @@ static int file_path(const struct segment *s, const char *ext, char *out, size_t
     return snprintf(out, n, "%s%s", s->path, ext) >= (int)n ? -1 : 0;
 }
 
+/* Segment ids; segments are opened and truncated on the loop thread only. */
+static uint64_t next_id;
+
 static struct segment *seg_alloc(const char *dir, int64_t base)
 {
     struct segment *s = xcalloc(1, sizeof *s);
     if (!s)
         return NULL;
-    static uint64_t next_id; /* segments are opened on the loop thread only */
     s->id = ++next_id;
     s->base_offset = base;
     s->next_offset = base;
@@ -314,7 +316,9 @@ void seg_close(struct segment *s)
 
 void seg_delete(struct segment *s)
 {
-    static const char *exts[] = {".log", ".index", ".timeindex"};
+    /* the indexes first: a crash in between leaves a .log without indexes,
+     * which is scanned when opened, never indexes that outlive their log */
+    static const char *exts[] = {".index", ".timeindex", ".log"};
     for (int i = 0; i < 3; i++) {
         char p[4200];
         file_path(s, exts[i], p, sizeof p);
@@ -406,9 +410,10 @@ static int batch_at(const struct segment *s, int64_t pos, int64_t *base, int64_t
     return 0;
 }
 
-int seg_find(const struct segment *s, int64_t offset, int64_t *pos, int32_t *batch_size)
+/* The position of the last index entry at or before offset (0 when none):
+ * every batch before it ends below offset. */
+static int64_t index_floor(const struct segment *s, int64_t offset)
 {
-    /* the last index entry at or before offset */
     int lo = 0, hi = s->nidx - 1, best = -1;
     int64_t rel = offset - s->base_offset;
     while (lo <= hi) {
@@ -420,7 +425,12 @@ int seg_find(const struct segment *s, int64_t offset, int64_t *pos, int32_t *bat
             hi = mid - 1;
         }
     }
-    int64_t p = best >= 0 ? s->idx[best].pos : 0;
+    return best >= 0 ? s->idx[best].pos : 0;
+}
+
+int seg_find(const struct segment *s, int64_t offset, int64_t *pos, int32_t *batch_size)
+{
+    int64_t p = index_floor(s, offset);
     while (p < s->size) {
         int64_t base, last, ts;
         int32_t size;
@@ -460,4 +470,111 @@ int seg_find_time(const struct segment *s, int64_t ts, int64_t *pos, int64_t *ba
         p += size;
     }
     return -1;
+}
+
+int seg_locate(const struct segment *s, int64_t offset, int64_t *pos, int64_t *batch_base)
+{
+    int64_t p = index_floor(s, offset);
+    while (p < s->size) {
+        int64_t base, last, ts;
+        int32_t size;
+        if (batch_at(s, p, &base, &last, &size, &ts) < 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (last >= offset) {
+            *pos = p;
+            *batch_base = base;
+            return 0;
+        }
+        p += size;
+    }
+    *pos = s->size;
+    *batch_base = -1;
+    return 1;
+}
+
+/* fsyncs the directory holding the segment, so that unlinks are durable. */
+static int fsync_dir_of(const struct segment *s)
+{
+    char dir[4200];
+    const char *slash = strrchr(s->path, '/');
+    size_t n = slash ? (size_t)(slash - s->path) : 0;
+    if (n == 0 || n >= sizeof dir)
+        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)n, s->path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+int seg_truncate(struct segment *s, int64_t pos)
+{
+    if (pos < 0 || pos > s->size) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* What stays: the index entries of batches before pos, and the state
+     * (end offset, last batch, largest timestamp) of the batches from the
+     * last of those entries up to pos, read from their headers.  The time
+     * entry at or before that index entry already holds the largest
+     * timestamp up to it (index_batch records the running maximum). */
+    int nidx = s->nidx;
+    while (nidx > 0 && s->idx[nidx - 1].pos >= pos)
+        nidx--;
+    int64_t from = nidx > 0 ? s->idx[nidx - 1].pos : 0;
+    int64_t p = from, end = s->base_offset, last_base = -1, max_ts = -1;
+    while (p < pos) {
+        int64_t base, last, ts;
+        int32_t size;
+        if (batch_at(s, p, &base, &last, &size, &ts) < 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (p + size > pos) {
+            errno = EINVAL; /* pos is not where a batch starts */
+            return -1;
+        }
+        end = last + 1;
+        last_base = base;
+        if (ts > max_ts)
+            max_ts = ts;
+        p += size;
+    }
+    int ntidx = s->ntidx;
+    while (ntidx > 0 && s->base_offset + (int64_t)s->tidx[ntidx - 1].rel_offset >= end)
+        ntidx--;
+    if (ntidx > 0 && s->tidx[ntidx - 1].timestamp > max_ts)
+        max_ts = s->tidx[ntidx - 1].timestamp;
+    if (pos < s->size) {
+        /* The index files on disk describe the longer file: they go first
+         * (durably), so that a crash cannot pair them with the cut log. */
+        char path[4200];
+        file_path(s, ".index", path, sizeof path);
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -1;
+        file_path(s, ".timeindex", path, sizeof path);
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -1;
+        if (fsync_dir_of(s) < 0 || ftruncate(s->fd, pos) < 0 || fsync(s->fd) < 0) {
+            log_error("segment %s: cannot truncate to byte %" PRId64 ": %s", s->path, pos, strerror(errno));
+            return -1;
+        }
+        s->id = ++next_id; /* not the segment it was: a compaction of it must not be swapped in */
+    }
+    s->nidx = nidx;
+    s->ntidx = ntidx;
+    s->size = pos;
+    s->next_offset = end;
+    s->last_batch_base = last_base;
+    s->max_timestamp = max_ts;
+    s->bytes_since_index = pos - from;
+    s->sealed = false;
+    return 0;
 }

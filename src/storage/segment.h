@@ -8,7 +8,8 @@
  *   <base>.index      entries of u32 offset-minus-base, u32 file position
  *   <base>.timeindex  entries of i64 max-timestamp-so-far, u32 offset-minus-base
  * <base> is the segment's first offset as 20 decimal digits, as in Kafka.
- * Runs on the loop thread, except seg_fsync (flush thread). */
+ * Runs on the loop thread, except seg_fsync (flush thread).  seg_truncate
+ * fsyncs on the loop thread (a follower's truncation, rare). */
 #ifndef SHOPSTREAM_SEGMENT_H
 #define SHOPSTREAM_SEGMENT_H
 
@@ -27,7 +28,8 @@ struct seg_time_entry {
 };
 
 struct segment {
-    uint64_t id;            /* unique in the process: tells two opened segments apart */
+    uint64_t id;            /* unique in the process: tells two opened segments
+                               apart; renewed when seg_truncate cuts it */
     int64_t base_offset;    /* first offset this segment may hold */
     int64_t next_offset;    /* one past the last offset written */
     int fd;                 /* the .log file, open read-write */
@@ -77,5 +79,21 @@ int seg_find(const struct segment *s, int64_t offset, int64_t *pos, int32_t *bat
 /* The position of the first batch whose maxTimestamp >= ts, its base
  * offset.  Returns 0 or -1 when none. */
 int seg_find_time(const struct segment *s, int64_t ts, int64_t *pos, int64_t *base_offset);
+
+/* Where a cut at `offset` falls: the position and base offset of the first
+ * batch whose last offset >= offset.  Returns 0; 1 when every batch ends
+ * below offset (*pos = size, *batch_base = -1); -1 (errno EIO) when a batch
+ * header on the way is damaged. */
+int seg_locate(const struct segment *s, int64_t offset, int64_t *pos, int64_t *batch_base);
+/* Cuts the segment at byte pos, which must be where a batch starts (from
+ * seg_locate) or the size, and makes it the appendable active segment:
+ * next_offset becomes one past its last batch (the base offset when
+ * empty), the in-memory indexes and the largest timestamp are cut to
+ * match.  When bytes are cut, the index files are removed first (they are
+ * written again when it is sealed) and the directory synced, then the log
+ * is ftruncate'd and fsynced, and the segment gets a new id.  Returns 0, or
+ * -1 with errno (EINVAL: pos is not a batch boundary; the segment is
+ * unchanged in memory). */
+int seg_truncate(struct segment *s, int64_t pos);
 
 #endif

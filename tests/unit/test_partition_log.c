@@ -1,9 +1,13 @@
 /* test_partition_log.c: a partition's log (storage/partition_log.c):
  * offset assignment, reads as file ranges of whole batches, rolls by size
- * and age, lookups by time, reopen after a clean close, and recovery after
- * an unclean stop with a torn, corrupt or garbage-extended active segment.
- * Every test works in its own test_tmpdir(). */
+ * and age, lookups by time, reopen after a clean close, recovery after
+ * an unclean stop with a torn, corrupt or garbage-extended active segment,
+ * a follower's tail truncation (in the active segment, across segments, a
+ * straddling batch, full; reopened cleanly or after a crash; producer
+ * state), the leader epoch cache built from stamped batches and cut with
+ * the log, and replica appends.  Every test works in its own test_tmpdir(). */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -773,4 +777,613 @@ TEST(plog_clean_open_survives_corrupt_batch_length)
     plog_offset_for_time(l, 1004, &ts);
     alarm(0);
     plog_close(l);
+}
+
+/* ---- truncation, epochs, replica appends -------------------------------------- */
+
+/* One batch of n one-byte records at timestamps ts.., as producer pid
+ * (sequence seq; pid < 0: not idempotent), stamped with leader epoch
+ * lepoch when >= 0.  The bytes are in *b (caller frees). */
+static void build_batch(struct obuf *b, int n, int64_t ts, int64_t pid, int32_t seq, int32_t lepoch)
+{
+    struct records_rec recs[16];
+    CHECK(n <= 16);
+    for (int i = 0; i < n; i++)
+        recs[i] = (struct records_rec){(const uint8_t *)"k", 1, (const uint8_t *)"v", 1, ts + i, NULL, 0};
+    obuf_init(b);
+    CHECK_EQ(records_build_v2(b, COMPRESS_NONE, ts, recs, n, pid, (int16_t)(pid >= 0 ? 0 : -1), pid >= 0 ? seq : -1),
+             0);
+    if (lepoch >= 0)
+        plog_stamp_leader_epoch(b->data, lepoch);
+}
+
+static int64_t append_ex(struct plog *l, int n, int64_t ts, int64_t pid, int32_t seq, int32_t lepoch)
+{
+    struct obuf b;
+    build_batch(&b, n, ts, pid, seq, lepoch);
+    int64_t base = -1;
+    CHECK_EQ(plog_append(l, b.data, b.len, clock_wall_ms(), &base), 0);
+    obuf_free(&b);
+    return base;
+}
+
+/* Every offset from the log start to the end reads from the batch holding
+ * it, whole batches only; the end reads nothing, past it is out of range. */
+static void check_reads(const struct plog *l)
+{
+    struct plog_slice s;
+    for (int64_t off = l->log_start_offset; off < l->next_offset; off++) {
+        CHECK_EQ(plog_read(l, off, 1 << 20, false, &s), 0);
+        uint8_t h[RECORDS_V2_OVERHEAD];
+        CHECK_EQ(pread(s.fd, h, sizeof h, s.pos), (ssize_t)sizeof h);
+        struct records_batch_info bi;
+        records_parse_header(h, sizeof h, &bi);
+        CHECK(bi.base_offset <= off && bi.base_offset + bi.last_offset_delta >= off);
+        int64_t first, last;
+        walk_slice(&s, false, &first, &last);
+        CHECK(last < l->next_offset);
+    }
+    CHECK_EQ(plog_read(l, l->next_offset, 1 << 20, true, &s), 0);
+    CHECK_EQ(s.len, 0);
+    CHECK_EQ(plog_read(l, l->next_offset + 1, 1 << 20, true, &s), KERR_OFFSET_OUT_OF_RANGE);
+}
+
+static int64_t read_number_file(const char *name)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", logdir(), name);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return -1;
+    long long v = -1;
+    if (fscanf(f, "%lld", &v) != 1)
+        v = -1;
+    fclose(f);
+    return v;
+}
+
+/* Frees the log as a crash would leave it: nothing sealed or saved. */
+static void crash(struct plog *l)
+{
+    for (int i = 0; i < l->nsegs; i++)
+        seg_close(l->segs[i]);
+    l->nsegs = 0;
+    plog_close(l);
+}
+
+TEST(plog_truncate_in_active_segment)
+{
+    struct topic_settings st = settings(1 << 30, 100);
+    struct plog *l = plog_open(logdir(), &st, true);
+    int64_t pos[10];
+    size_t sz[10];
+    int64_t p = 0;
+    for (int i = 0; i < 10; i++) {
+        pos[i] = p;
+        CHECK_EQ(append(l, 2, 1000 + 10 * i, 40, clock_wall_ms(), &sz[i]), 2 * i);
+        p += (int64_t)sz[i];
+    }
+    CHECK(l->segs[0]->nidx > 2);
+    /* at or past the end: nothing to do */
+    CHECK_EQ(plog_truncate_to(l, 100), 0);
+    CHECK_EQ(plog_truncate_to(l, 20), 0);
+    CHECK_EQ(l->next_offset, 20);
+    CHECK_EQ(plog_size(l), p);
+    CHECK_EQ(plog_save_recovery_point(l, 20), 0);
+    CHECK_EQ(plog_truncate_to(l, 14), 0);
+    CHECK_EQ(l->next_offset, 14);
+    CHECK_EQ(l->nsegs, 1);
+    CHECK_EQ(plog_size(l), pos[7]);
+    CHECK_EQ(file_size(seg_file(0, ".log")), pos[7]);
+    CHECK_EQ(l->recovery_point, 14);
+    CHECK_EQ(read_number_file("recovery-point"), 14);
+    CHECK_EQ(l->unflushed, 0);
+    check_reads(l);
+    /* the removed timestamps are gone from the time lookups */
+    CHECK_EQ(ts_lookup(l, 1060, 1060), 12);
+    CHECK_EQ(ts_lookup(l, 1062, 0), -1);
+    CHECK_EQ(l->segs[0]->max_timestamp, 1061);
+    /* the next append lands right at the cut */
+    CHECK_EQ(append(l, 1, 5000, 10, clock_wall_ms(), NULL), 14);
+    struct plog_slice s;
+    CHECK_EQ(plog_read(l, 14, 1 << 20, false, &s), 0);
+    CHECK_EQ(s.pos, pos[7]);
+    check_reads(l);
+    plog_close(l);
+}
+
+/* A batch holding the cut offset goes entirely. */
+TEST(plog_truncate_straddling_batch)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    int64_t pos2 = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t sz;
+        append(l, 3, 1000, 20, clock_wall_ms(), &sz);
+        if (i < 2)
+            pos2 += (int64_t)sz;
+    }
+    CHECK_EQ(plog_truncate_to(l, 7), 0); /* batch 6..8 straddles 7 */
+    CHECK_EQ(l->next_offset, 6);
+    CHECK_EQ(plog_size(l), pos2);
+    struct plog_slice s;
+    CHECK_EQ(plog_read(l, 6, 1 << 20, true, &s), 0);
+    CHECK_EQ(s.len, 0);
+    CHECK_EQ(plog_read(l, 7, 1 << 20, true, &s), KERR_OFFSET_OUT_OF_RANGE);
+    check_reads(l);
+    /* the first batch straddling the cut: everything goes */
+    CHECK_EQ(plog_truncate_to(l, 1), 0);
+    CHECK_EQ(l->next_offset, 0);
+    CHECK_EQ(l->log_start_offset, 0);
+    CHECK_EQ(plog_size(l), 0);
+    CHECK_EQ(append(l, 1, 1000, 5, clock_wall_ms(), NULL), 0);
+    plog_close(l);
+}
+
+/* Five segments of six batches; a cut in the middle of the third deletes
+ * the two above, and the third (sealed) becomes the active segment. */
+TEST(plog_truncate_across_segments)
+{
+    size_t one;
+    {
+        struct topic_settings st = settings(1 << 30, 4096);
+        struct plog *l = plog_open(logdir(), &st, true);
+        append(l, 1, 0, 100, 0, &one);
+        plog_destroy(l);
+    }
+    struct topic_settings st = settings((int64_t)one * 6, (int32_t)one * 2);
+    struct plog *l = plog_open(logdir(), &st, true);
+    for (int i = 0; i < 30; i++)
+        CHECK_EQ(append(l, 1, 1000 + i, 100, clock_wall_ms(), NULL), i);
+    CHECK_EQ(l->nsegs, 5);
+    CHECK_EQ(l->segs[2]->base_offset, 12);
+    CHECK(l->segs[2]->sealed);
+    CHECK(file_size(seg_file(12, ".index")) > 0);
+    CHECK_EQ(count_files(".log"), 5);
+    CHECK_EQ(plog_truncate_to(l, 15), 0);
+    CHECK_EQ(l->next_offset, 15);
+    CHECK_EQ(l->nsegs, 3);
+    CHECK_EQ(count_files(".log"), 3);
+    CHECK_EQ(file_size(seg_file(18, ".log")), -1);
+    CHECK_EQ(file_size(seg_file(24, ".log")), -1);
+    CHECK_EQ(file_size(seg_file(24, ".index")), -1);
+    struct segment *a = l->segs[2];
+    CHECK(!a->sealed);
+    CHECK_EQ(a->size, (int64_t)one * 3);
+    CHECK_EQ(a->next_offset, 15);
+    CHECK_EQ(file_size(seg_file(12, ".log")), (int64_t)one * 3);
+    CHECK_EQ(file_size(seg_file(12, ".index")), -1); /* described the longer file */
+    CHECK(l->segs[1]->sealed);
+    check_reads(l);
+    CHECK_EQ(ts_lookup(l, 1014, 1014), 14);
+    CHECK_EQ(ts_lookup(l, 1015, 0), -1);
+    /* the re-opened segment takes appends until it is full, then rolls */
+    for (int i = 15; i < 20; i++)
+        CHECK_EQ(append(l, 1, 2000 + i, 100, clock_wall_ms(), NULL), i);
+    CHECK_EQ(l->nsegs, 4);
+    CHECK_EQ(l->segs[2]->size, (int64_t)one * 6);
+    CHECK(l->segs[2]->sealed);
+    CHECK_EQ(l->segs[3]->base_offset, 18);
+    check_reads(l);
+    CHECK_EQ(ts_lookup(l, 2015, 2015), 15);
+    int64_t n1;
+    uint8_t *before = read_whole(l, &n1);
+    plog_close(l);
+    /* the same after a clean reopen, from the index files */
+    l = plog_open(logdir(), &st, true);
+    CHECK(l);
+    CHECK_EQ(l->next_offset, 20);
+    CHECK_EQ(l->nsegs, 4);
+    check_reads(l);
+    int64_t n2;
+    uint8_t *after = read_whole(l, &n2);
+    CHECK_EQ(n2, n1);
+    CHECK(memcmp(before, after, (size_t)n1) == 0);
+    free(before);
+    free(after);
+    plog_close(l);
+}
+
+/* A cut exactly at a segment's first batch removes that segment; the one
+ * before becomes active (it is full, so the next append rolls). */
+TEST(plog_truncate_at_segment_boundary)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    size_t one;
+    {
+        struct plog *l = plog_open(logdir(), &st, true);
+        append(l, 1, 0, 100, 0, &one);
+        plog_destroy(l);
+    }
+    st = settings((int64_t)one * 6, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    for (int i = 0; i < 20; i++)
+        append(l, 1, 1000 + i, 100, clock_wall_ms(), NULL);
+    CHECK_EQ(l->nsegs, 4);
+    CHECK_EQ(plog_truncate_to(l, 12), 0);
+    CHECK_EQ(l->next_offset, 12);
+    CHECK_EQ(l->nsegs, 2);
+    CHECK_EQ(count_files(".log"), 2);
+    CHECK(!l->segs[1]->sealed);
+    CHECK_EQ(l->segs[1]->next_offset, 12);
+    CHECK_EQ(file_size(seg_file(6, ".index")), 8); /* nothing cut: still right */
+    check_reads(l);
+    CHECK_EQ(append(l, 1, 3000, 100, clock_wall_ms(), NULL), 12);
+    CHECK_EQ(l->nsegs, 3);
+    CHECK_EQ(l->segs[2]->base_offset, 12);
+    check_reads(l);
+    plog_close(l);
+    l = plog_open(logdir(), &st, false);
+    CHECK_EQ(l->next_offset, 13);
+    check_reads(l);
+    plog_close(l);
+}
+
+/* What a truncation leaves is what a reopen finds, after a clean close or
+ * a crash right after it returned. */
+TEST(plog_truncate_then_reopen)
+{
+    struct topic_settings st = settings(1500, 200);
+    for (int clean = 0; clean < 2; clean++) {
+        struct plog *l = plog_open(logdir(), &st, true);
+        for (int i = 0; i < 40; i++)
+            append(l, 1 + i % 3, 1000 + i, 30, clock_wall_ms(), NULL);
+        CHECK(l->nsegs >= 4);
+        CHECK_EQ(plog_save_recovery_point(l, l->next_offset), 0);
+        int64_t cut = l->next_offset / 2 + 1;
+        CHECK_EQ(plog_truncate_to(l, cut), 0);
+        int64_t end = l->next_offset, size = plog_size(l);
+        int nsegs = l->nsegs;
+        CHECK(end <= cut && end > cut - 3);
+        CHECK_EQ(read_number_file("recovery-point"), end);
+        int64_t n1;
+        uint8_t *before = read_whole(l, &n1);
+        if (clean)
+            plog_close(l);
+        else
+            crash(l);
+        l = plog_open(logdir(), &st, clean);
+        CHECK(l);
+        CHECK_EQ(l->next_offset, end);
+        CHECK_EQ(l->nsegs, nsegs);
+        CHECK_EQ(plog_size(l), size);
+        CHECK_EQ(l->log_start_offset, 0);
+        int64_t n2;
+        uint8_t *after = read_whole(l, &n2);
+        CHECK_EQ(n2, n1);
+        CHECK(memcmp(before, after, (size_t)n1) == 0);
+        free(before);
+        free(after);
+        check_reads(l);
+        CHECK_EQ(append(l, 1, 9000, 10, clock_wall_ms(), NULL), end);
+        plog_destroy(l);
+    }
+}
+
+TEST(plog_truncate_fully_restarts_log)
+{
+    struct topic_settings st = settings(200, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    for (int i = 0; i < 10; i++)
+        append_ex(l, 1, 1000 + i, 5, i, 1);
+    CHECK(l->nsegs > 2);
+    CHECK_EQ(l->epochs.n, 1);
+    CHECK_EQ(plog_truncate_fully(l, 100), 0);
+    CHECK_EQ(l->log_start_offset, 100);
+    CHECK_EQ(l->next_offset, 100);
+    CHECK_EQ(l->nsegs, 1);
+    CHECK_EQ(l->segs[0]->base_offset, 100);
+    CHECK_EQ(count_files(".log"), 1);
+    CHECK_EQ(file_size(seg_file(100, ".log")), 0);
+    CHECK_EQ(l->recovery_point, 100);
+    CHECK_EQ(read_number_file("recovery-point"), 100);
+    CHECK_EQ(read_number_file("log-start-offset"), 100);
+    CHECK_EQ(l->epochs.n, 0);
+    check_reads(l);
+    struct plog_slice s;
+    CHECK_EQ(plog_read(l, 99, 1 << 20, true, &s), KERR_OFFSET_OUT_OF_RANGE);
+    /* the producer is forgotten: its next sequence is no duplicate */
+    struct obuf b;
+    build_batch(&b, 1, 1000, 5, 0, -1);
+    int64_t dup_base;
+    int32_t dup_delta;
+    CHECK_EQ(plog_check_producer(l, b.data, b.len, &dup_base, &dup_delta), PSTATE_APPEND);
+    obuf_free(&b);
+    CHECK_EQ(append(l, 1, 2000, 10, clock_wall_ms(), NULL), 100);
+    plog_close(l);
+    l = plog_open(logdir(), &st, true);
+    CHECK_EQ(l->log_start_offset, 100);
+    CHECK_EQ(l->next_offset, 101);
+    /* truncate_to at or below the log start empties the log too */
+    CHECK_EQ(plog_truncate_to(l, 50), 0);
+    CHECK_EQ(l->log_start_offset, 50);
+    CHECK_EQ(l->next_offset, 50);
+    CHECK_EQ(count_files(".log"), 1);
+    CHECK_EQ(file_size(seg_file(50, ".log")), 0);
+    /* restarting at the base of the existing segment reuses its file */
+    CHECK_EQ(append(l, 2, 2000, 10, clock_wall_ms(), NULL), 50);
+    CHECK_EQ(plog_truncate_fully(l, 50), 0);
+    CHECK_EQ(l->next_offset, 50);
+    CHECK_EQ(file_size(seg_file(50, ".log")), 0);
+    CHECK_EQ(append(l, 1, 2000, 10, clock_wall_ms(), NULL), 50);
+    crash(l);
+    l = plog_open(logdir(), &st, false);
+    CHECK_EQ(l->log_start_offset, 50);
+    CHECK_EQ(l->next_offset, 51);
+    CHECK_EQ(plog_truncate_fully(l, -1), -1);
+    plog_close(l);
+}
+
+static int producer_check(const struct plog *l, int64_t pid, int32_t seq, int64_t *dup_base)
+{
+    struct obuf b;
+    build_batch(&b, 1, 1000, pid, seq, -1);
+    int32_t dup_delta;
+    int rc = plog_check_producer(l, b.data, b.len, dup_base, &dup_delta);
+    obuf_free(&b);
+    return rc;
+}
+
+/* After a truncation the producer state is the one of the log that is
+ * left, in memory and after reopening. */
+TEST(plog_truncate_rebuilds_producer_state)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    CHECK_EQ(append_ex(l, 1, 1000, 7, 0, -1), 0);
+    CHECK_EQ(append_ex(l, 1, 1000, 7, 1, -1), 1);
+    CHECK_EQ(append_ex(l, 1, 1000, 7, 2, -1), 2);
+    CHECK_EQ(append_ex(l, 1, 1000, 8, 0, -1), 3);
+    CHECK_EQ(append_ex(l, 1, 1000, 7, 3, -1), 4);
+    int64_t dup = -1;
+    CHECK_EQ(producer_check(l, 7, 2, &dup), PSTATE_DUPLICATE);
+    CHECK_EQ(dup, 2);
+    CHECK_EQ(producer_check(l, 8, 0, &dup), PSTATE_DUPLICATE);
+    CHECK_EQ(plog_truncate_to(l, 2), 0);
+    for (int round = 0; round < 3; round++) {
+        /* seq 1 is still in the log; seq 2 and producer 8 are not */
+        CHECK_EQ(producer_check(l, 7, 1, &dup), PSTATE_DUPLICATE);
+        CHECK_EQ(dup, 1);
+        CHECK_EQ(producer_check(l, 7, 2, &dup), PSTATE_APPEND);
+        CHECK_EQ(producer_check(l, 7, 3, &dup), -45);
+        CHECK_EQ(producer_check(l, 8, 0, &dup), PSTATE_APPEND);
+        if (round == 0) {
+            plog_close(l);
+            l = plog_open(logdir(), &st, true);
+        } else if (round == 1) {
+            crash(l);
+            l = plog_open(logdir(), &st, false);
+        }
+        CHECK(l);
+    }
+    CHECK_EQ(append_ex(l, 1, 1000, 7, 2, -1), 2);
+    CHECK_EQ(producer_check(l, 7, 2, &dup), PSTATE_DUPLICATE);
+    plog_close(l);
+}
+
+static const char *ckpt_text(void)
+{
+    static char buf[1024];
+    char p[700];
+    snprintf(p, sizeof p, "%s/leader-epoch-checkpoint", logdir());
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return "";
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Stamped batches start epochs in the cache; the cache follows the log
+ * through reopen, truncation, DeleteRecords and retention. */
+TEST(plog_stamped_epochs_build_the_cache)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), -1);
+    static const int32_t epochs[] = {0, 0, 1, 1, -1, 3, 2, 3, 5};
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ(append_ex(l, 1, 1000 + i, -1, 0, epochs[i]), i);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n4\n0 0\n1 2\n3 5\n5 8\n"), 0);
+    /* the stamp is in the stored batch, whose CRC still holds */
+    struct plog_slice s;
+    CHECK_EQ(plog_read(l, 5, 1 << 20, false, &s), 0);
+    uint8_t h[RECORDS_V2_OVERHEAD];
+    CHECK_EQ(pread(s.fd, h, sizeof h, s.pos), (ssize_t)sizeof h);
+    struct records_batch_info bi;
+    records_parse_header(h, sizeof h, &bi);
+    CHECK_EQ(bi.partition_leader_epoch, 3);
+    int64_t first, last;
+    walk_slice(&s, false, &first, &last); /* checks every CRC */
+    int32_t e;
+    int64_t end;
+    ecache_end_offset_for(&l->epochs, 1, l->next_offset, &e, &end);
+    CHECK_EQ(e, 1);
+    CHECK_EQ(end, 5);
+    ecache_end_offset_for(&l->epochs, 5, l->next_offset, &e, &end);
+    CHECK_EQ(end, 9);
+    plog_close(l);
+    l = plog_open(logdir(), &st, true);
+    CHECK_EQ(l->epochs.n, 4);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 5);
+    /* truncation drops the epochs that started in the removed part */
+    CHECK_EQ(plog_truncate_to(l, 6), 0);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n3\n0 0\n1 2\n3 5\n"), 0);
+    CHECK_EQ(plog_truncate_to(l, 5), 0);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 1);
+    /* a new leader's epoch starts at the new end */
+    CHECK_EQ(append_ex(l, 1, 2000, -1, 0, 7), 5);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n3\n0 0\n1 2\n7 5\n"), 0);
+    /* DeleteRecords moves the first epoch's start up */
+    CHECK_EQ(plog_delete_records(l, 3), 0);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n2\n1 3\n7 5\n"), 0);
+    plog_close(l);
+}
+
+TEST(plog_retention_moves_epoch_start)
+{
+    struct topic_settings st = settings(300, 4096);
+    st.delete_policy = true;
+    st.retention_ms = -1;
+    struct plog *l = plog_open(logdir(), &st, true);
+    for (int i = 0; i < 12; i++)
+        append_ex(l, 1, 1000 + i, -1, 0, i / 4);
+    CHECK(l->nsegs >= 3);
+    int64_t total = plog_size(l);
+    st.retention_bytes = total - l->segs[0]->size - l->segs[1]->size;
+    CHECK(plog_apply_retention(l, clock_wall_ms()) >= 2);
+    int64_t start = l->log_start_offset;
+    CHECK(start > 0);
+    CHECK_EQ(l->epochs.e[0].start_offset, start);
+    CHECK_EQ(l->epochs.e[0].epoch, (int32_t)(start / 4));
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 2);
+    plog_close(l);
+}
+
+/* The checkpoint is written when an epoch starts, before its data is
+ * synced; after a crash that cut that data, the entry goes too. */
+TEST(plog_recovery_cuts_epoch_cache)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    int64_t cut_at = 0;
+    for (int i = 0; i < 6; i++) {
+        if (i == 4)
+            cut_at = plog_size(l);
+        append_ex(l, 1, 1000 + i, -1, 0, i < 4 ? 1 : 2);
+    }
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 2);
+    crash(l);
+    CHECK_EQ(truncate(seg_file(0, ".log"), cut_at + 10), 0);
+    l = plog_open(logdir(), &st, false);
+    CHECK_EQ(l->next_offset, 4);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 1);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n1\n1 0\n"), 0);
+    plog_close(l);
+}
+
+/* A corrupt checkpoint: the log opens, with an empty cache that refills. */
+TEST(plog_corrupt_epoch_checkpoint)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    append_ex(l, 1, 1000, -1, 0, 4);
+    plog_close(l);
+    char p[700];
+    snprintf(p, sizeof p, "%s/leader-epoch-checkpoint", logdir());
+    FILE *f = fopen(p, "w");
+    fputs("0\n3\n4 0\n", f);
+    fclose(f);
+    l = plog_open(logdir(), &st, true);
+    CHECK(l);
+    CHECK_EQ(l->next_offset, 1);
+    CHECK_EQ(l->epochs.n, 0);
+    append_ex(l, 1, 1000, -1, 0, 4);
+    CHECK_EQ(strcmp(ckpt_text(), "0\n1\n4 1\n"), 0);
+    plog_close(l);
+}
+
+TEST(plog_append_replica_checks_base_offset)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    struct plog *l = plog_open(logdir(), &st, true);
+    struct obuf b;
+    int64_t now = clock_wall_ms();
+    /* the leader's batches carry their offsets and its epoch */
+    build_batch(&b, 3, 1000, 9, 0, 2);
+    records_set_base_offset(b.data, 0);
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), 0);
+    CHECK_EQ(l->next_offset, 3);
+    CHECK_EQ(l->unflushed, 3);
+    int64_t size = plog_size(l);
+    /* the same batch again, or one past the end: refused, nothing written */
+    errno = 0;
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), -1);
+    CHECK_EQ(errno, EINVAL);
+    obuf_free(&b);
+    build_batch(&b, 2, 1000, 9, 3, 2);
+    records_set_base_offset(b.data, 4);
+    errno = 0;
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), -1);
+    CHECK_EQ(errno, EINVAL);
+    /* damaged: a flipped record byte, a short buffer */
+    records_set_base_offset(b.data, 3);
+    b.data[b.len - 2] ^= 1;
+    errno = 0;
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), -1);
+    CHECK_EQ(errno, EBADMSG);
+    b.data[b.len - 2] ^= 1;
+    CHECK_EQ(plog_append_replica(l, b.data, b.len - 1, now), -1);
+    CHECK_EQ(plog_append_replica(l, b.data, 20, now), -1);
+    CHECK_EQ(l->next_offset, 3);
+    CHECK_EQ(plog_size(l), size);
+    /* the right base offset */
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), 0);
+    CHECK_EQ(l->next_offset, 5);
+    check_reads(l);
+    /* producer state and epochs as for a leader's append */
+    int64_t dup = -1;
+    int32_t dup_delta = -1;
+    CHECK_EQ(plog_check_producer(l, b.data, b.len, &dup, &dup_delta), PSTATE_DUPLICATE);
+    CHECK_EQ(dup, 3);
+    CHECK_EQ(dup_delta, 1);
+    obuf_free(&b);
+    CHECK_EQ(l->epochs.n, 1);
+    CHECK_EQ(l->epochs.e[0].epoch, 2);
+    CHECK_EQ(l->epochs.e[0].start_offset, 0);
+    build_batch(&b, 1, 1000, -1, 0, 6);
+    records_set_base_offset(b.data, 5);
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, now), 0);
+    obuf_free(&b);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 6);
+    CHECK_EQ(l->epochs.e[1].start_offset, 5);
+    /* and it survives a crash and recovery */
+    crash(l);
+    l = plog_open(logdir(), &st, false);
+    CHECK_EQ(l->next_offset, 6);
+    CHECK_EQ(ecache_latest_epoch(&l->epochs), 6);
+    plog_destroy(l);
+}
+
+/* A compacted leader's log has offset gaps; its follower copies them. */
+TEST(plog_append_replica_gap_in_compacted_log)
+{
+    struct topic_settings st = settings(1 << 30, 4096);
+    st.compact = true;
+    struct plog *l = plog_open(logdir(), &st, true);
+    struct obuf b;
+    build_batch(&b, 2, 1000, -1, 0, 1);
+    records_set_base_offset(b.data, 0);
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, clock_wall_ms()), 0);
+    records_set_base_offset(b.data, 10);
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, clock_wall_ms()), 0);
+    CHECK_EQ(l->next_offset, 12);
+    records_set_base_offset(b.data, 11);
+    CHECK_EQ(plog_append_replica(l, b.data, b.len, clock_wall_ms()), -1);
+    obuf_free(&b);
+    /* a cut in the gap removes the batch after it; the end is that of the
+     * last batch kept (what a reopen finds) */
+    CHECK_EQ(plog_truncate_to(l, 5), 0);
+    CHECK_EQ(l->next_offset, 2);
+    crash(l);
+    l = plog_open(logdir(), &st, false);
+    CHECK_EQ(l->next_offset, 2);
+    plog_close(l);
+}
+
+TEST(plog_truncate_no_leaks)
+{
+    size_t base = alloc_live_bytes();
+    struct topic_settings st = settings(400, 100);
+    struct plog *l = plog_open(logdir(), &st, true);
+    for (int i = 0; i < 20; i++)
+        append_ex(l, 1, 1000 + i, 3, i, i / 5);
+    CHECK_EQ(plog_truncate_to(l, 13), 0);
+    CHECK_EQ(plog_truncate_to(l, 4), 0);
+    CHECK_EQ(plog_truncate_fully(l, 30), 0);
+    append_ex(l, 1, 1000, 3, 0, 9);
+    plog_close(l);
+    CHECK_EQ(alloc_live_bytes(), base);
 }

@@ -1,8 +1,10 @@
 /* test_segment.c: one log segment (storage/segment.c): appends and the
  * in-memory indexes, seg_find / seg_find_time, the index files written by
- * seg_seal (format in segment.h), reopening from them, and the batch-by-
- * batch scan that cuts a torn or corrupt tail.  Batches are built with
+ * seg_seal (format in segment.h), reopening from them, the batch-by-
+ * batch scan that cuts a torn or corrupt tail, and seg_locate/seg_truncate
+ * (a follower's cut) before every batch.  Batches are built with
  * records_build_v2. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -511,4 +513,155 @@ TEST(segment_find_survives_corrupt_batch_length)
         alarm(0);
         seg_close(s);
     }
+}
+
+/* ---- seg_locate / seg_truncate ---------------------------------------------- */
+
+struct trunc_fixture {
+    int64_t pos[16], base[16], max_ts[16];
+    int32_t size[16], per[16];
+    int n;
+};
+
+/* n batches at base 1000; batch i holds 1 + i % 3 records, and its
+ * timestamps go down every fourth batch, so that the largest timestamp of
+ * a prefix is not the one of its last batch. */
+static struct segment *trunc_build(struct trunc_fixture *f, int n, int32_t interval)
+{
+    struct segment *s = seg_create(dir(), 1000);
+    CHECK(s);
+    struct obuf b;
+    obuf_init(&b);
+    int64_t off = 1000;
+    f->n = n;
+    for (int i = 0; i < n; i++) {
+        int per = 1 + i % 3;
+        int64_t ts = i % 4 == 3 ? 500 + i : 2000 + 10 * i;
+        size_t sz = make_batch(&b, per, ts, off, 30);
+        f->pos[i] = s->size;
+        f->base[i] = off;
+        f->size[i] = (int32_t)sz;
+        f->per[i] = per;
+        f->max_ts[i] = ts + per - 1;
+        CHECK_EQ(seg_append(s, b.data, sz, off + per - 1, ts + per - 1, interval), 0);
+        off += per;
+    }
+    obuf_free(&b);
+    return s;
+}
+
+/* Cuts before every batch (and at the end) of segments indexed densely,
+ * sparsely and once, freshly written or reopened from index files: the
+ * size, end offset, largest timestamp and lookups must describe exactly
+ * the batches kept, and the segment must take appends again. */
+TEST(segment_truncate_at_every_batch)
+{
+    static const int32_t intervals[] = {0, 250, 1 << 20};
+    enum { N = 12 };
+    for (int ii = 0; ii < 3; ii++)
+        for (int reopened = 0; reopened < 2; reopened++)
+            for (int c = 0; c <= N; c++) {
+                struct trunc_fixture f;
+                struct segment *s = trunc_build(&f, N, intervals[ii]);
+                int64_t end = s->next_offset, total = s->size;
+                if (reopened) {
+                    CHECK_EQ(seg_seal(s), 0);
+                    seg_close(s);
+                    int64_t cut;
+                    s = seg_open(dir(), 1000, false, &cut);
+                    CHECK(s && s->sealed);
+                    s->next_offset = end;
+                }
+                uint64_t id = s->id;
+                int64_t pos = -1, base = -1;
+                if (c < N) {
+                    /* any offset of batch c locates batch c */
+                    CHECK_EQ(seg_locate(s, f.base[c] + f.per[c] - 1, &pos, &base), 0);
+                    CHECK_EQ(pos, f.pos[c]);
+                    CHECK_EQ(base, f.base[c]);
+                    CHECK_EQ(seg_locate(s, f.base[c], &pos, &base), 0);
+                    CHECK_EQ(pos, f.pos[c]);
+                } else {
+                    CHECK_EQ(seg_locate(s, end, &pos, &base), 1);
+                    CHECK_EQ(pos, total);
+                    CHECK_EQ(base, -1);
+                }
+                CHECK_EQ(seg_truncate(s, pos), 0);
+                int64_t want_end = c < N ? f.base[c] : end, want_max = -1;
+                for (int i = 0; i < c; i++)
+                    if (f.max_ts[i] > want_max)
+                        want_max = f.max_ts[i];
+                CHECK_EQ(s->size, pos);
+                CHECK_EQ(file_size(path_of(1000, ".log")), pos);
+                CHECK_EQ(s->next_offset, want_end);
+                CHECK_EQ(s->max_timestamp, want_max);
+                CHECK_EQ(s->last_batch_base, c > 0 ? f.base[c - 1] : -1);
+                CHECK(!s->sealed);
+                CHECK(c < N ? s->id != id : s->id == id);
+                if (reopened && c < N)
+                    CHECK_EQ(file_size(path_of(1000, ".index")), -1); /* stale: removed */
+                if (reopened && c == N)
+                    CHECK(file_size(path_of(1000, ".index")) >= 0); /* nothing cut: still right */
+                for (int i = 0; i < c; i++)
+                    for (int k = 0; k < f.per[i]; k++) {
+                        int64_t p;
+                        int32_t sz;
+                        CHECK_EQ(seg_find(s, f.base[i] + k, &p, &sz), 0);
+                        CHECK_EQ(p, f.pos[i]);
+                        CHECK_EQ(sz, f.size[i]);
+                    }
+                int64_t p, b2;
+                int32_t sz;
+                CHECK_EQ(seg_find(s, want_end, &p, &sz), -1);
+                CHECK_EQ(seg_find_time(s, want_max + 1, &p, &b2), -1);
+                if (c > 0) {
+                    CHECK_EQ(seg_find_time(s, want_max, &p, &b2), 0);
+                    CHECK(b2 < want_end);
+                }
+                /* appends continue at the cut */
+                struct obuf b;
+                obuf_init(&b);
+                size_t n = make_batch(&b, 2, 7000, want_end, 10);
+                CHECK_EQ(seg_append(s, b.data, n, want_end + 1, 7001, intervals[ii]), 0);
+                obuf_free(&b);
+                CHECK_EQ(seg_find(s, want_end + 1, &p, &sz), 0);
+                CHECK_EQ(p, pos);
+                CHECK_EQ(s->max_timestamp, 7001);
+                /* and a scan of the file agrees */
+                int64_t size_after = s->size;
+                seg_close(s);
+                int64_t cut = -1;
+                s = seg_open(dir(), 1000, true, &cut);
+                CHECK(s);
+                CHECK_EQ(cut, 0);
+                CHECK_EQ(s->size, size_after);
+                CHECK_EQ(s->next_offset, want_end + 2);
+                seg_delete(s);
+            }
+}
+
+TEST(segment_truncate_refuses_a_position_inside_a_batch)
+{
+    struct trunc_fixture f;
+    struct segment *s = trunc_build(&f, 6, 0);
+    int64_t size = s->size, end = s->next_offset;
+    errno = 0;
+    CHECK_EQ(seg_truncate(s, f.pos[3] + 5), -1);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(seg_truncate(s, size + 1), -1);
+    CHECK_EQ(seg_truncate(s, -1), -1);
+    CHECK_EQ(s->size, size);
+    CHECK_EQ(s->next_offset, end);
+    CHECK_EQ(file_size(path_of(1000, ".log")), size);
+    /* a damaged header on the way is an error, not a silent cut */
+    int fd = open(path_of(1000, ".log"), O_RDWR);
+    uint8_t m[4] = {0xff, 0xff, 0xff, 0xf0};
+    CHECK_EQ(pwrite(fd, m, 4, f.pos[0] + RECORDS_OFF_BATCH_LENGTH), 4);
+    close(fd);
+    int64_t pos, base;
+    s->nidx = 0; /* walk from the first batch */
+    errno = 0;
+    CHECK_EQ(seg_locate(s, f.base[4], &pos, &base), -1);
+    CHECK_EQ(errno, EIO);
+    seg_close(s);
 }

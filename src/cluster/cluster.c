@@ -1,0 +1,750 @@
+/* cluster.c: the cluster's settings, the hand-over from the Raft thread to
+ * the loop thread, the broker's own image, and reconciling local replicas
+ * with it (see cluster.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/handler.h"
+#include "cluster/cluster_int.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "storage/catalog.h"
+#include "storage/partition_log.h"
+
+/* ---- settings ---- */
+
+static int get_int(const struct config *cfg, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out,
+                   char *err, size_t errlen)
+{
+    const char *s = config_get(cfg, key);
+    *out = def;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) {
+        snprintf(err, errlen, "%s=%s is not a number from %lld to %lld", key, s, (long long)min, (long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* "1@host:port,2@host:port" */
+static int parse_voters(struct cluster *c, const char *s, char *err, size_t errlen)
+{
+    const char *p = s;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[160];
+        if (len == 0 || len >= sizeof item || c->nvoters == CLUSTER_MAX_VOTERS)
+            goto bad;
+        memcpy(item, p, len);
+        item[len] = 0;
+        char *at = strchr(item, '@');
+        if (!at)
+            goto bad;
+        *at = 0;
+        char *end;
+        long id = strtol(item, &end, 10);
+        if (*end || end == item || id < 0 || id > INT32_MAX || !strrchr(at + 1, ':'))
+            goto bad;
+        for (int i = 0; i < c->nvoters; i++)
+            if (c->voters[i].id == (uint64_t)id)
+                goto bad;
+        c->voters[c->nvoters].id = (uint64_t)id;
+        snprintf(c->voters[c->nvoters].address, sizeof c->voters[0].address, "%s", at + 1);
+        c->nvoters++;
+        p = comma ? comma + 1 : p + len;
+    }
+    if (c->nvoters > 0)
+        return 0;
+bad:
+    snprintf(err, errlen, "controller.quorum.voters=%s is not ID@HOST:PORT[,ID@HOST:PORT...]", s);
+    return -1;
+}
+
+int cluster_init(struct broker *b, char *err, size_t errlen)
+{
+    b->cluster = NULL;
+    const char *voters = config_get(b->cfg, "controller.quorum.voters");
+    if (!voters || !*voters)
+        return 0;
+    struct cluster *c = xcalloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->b = b;
+    c->node_id = b->node_id;
+    c->controller_id = -1;
+    c->broker_epoch = -1;
+    c->fenced = true;
+    pthread_mutex_init(&c->mu, NULL);
+    meta_image_init(&c->img);
+    meta_image_init(&c->raft_img);
+    b->cluster = c;
+    if (parse_voters(c, voters, err, errlen) < 0)
+        return -1;
+    const char *self = NULL;
+    for (int i = 0; i < c->nvoters; i++)
+        if (c->voters[i].id == (uint64_t)c->node_id)
+            self = c->voters[i].address;
+    if (!self) {
+        snprintf(err, errlen, "node.id=%d is not among controller.quorum.voters: every broker of a shopstream "
+                 "cluster is also a controller (process.roles=broker,controller)", c->node_id);
+        return -1;
+    }
+    snprintf(c->raft_address, sizeof c->raft_address, "%s", self);
+    int64_t v;
+#define INT(key, def, min, max, dst)                                      \
+    do {                                                                  \
+        if (get_int(b->cfg, key, def, min, max, &v, err, errlen) < 0)     \
+            return -1;                                                    \
+        dst = v;                                                          \
+    } while (0)
+    INT("broker.session.timeout.ms", 9000, 100, 3600000, c->session_timeout_ms);
+    INT("broker.heartbeat.interval.ms", 2000, 10, 3600000, c->heartbeat_ms);
+    INT("replica.lag.time.max.ms", 30000, 100, 3600000, c->replica_lag_ms);
+    INT("default.replication.factor", 1, 1, CLUSTER_MAX_REPLICAS, c->default_rf);
+    INT("offsets.topic.replication.factor", 3, 1, CLUSTER_MAX_REPLICAS, c->offsets_rf);
+    INT("min.insync.replicas", 1, 1, CLUSTER_MAX_REPLICAS, c->min_isr);
+    INT("leader.imbalance.check.interval.seconds", 300, 1, 86400, c->rebalance_check_ms);
+    INT("replica.fetch.wait.max.ms", 500, 1, 60000, c->replica_fetch_wait_ms);
+#undef INT
+    c->rebalance_check_ms *= 1000;
+    const char *ar = config_get(b->cfg, "auto.leader.rebalance.enable");
+    c->auto_rebalance = !ar || !strcmp(ar, "true");
+    size_t n = strlen(b->cat.data_dir) + 32;
+    c->raft_dir = xmalloc(n);
+    if (!c->raft_dir) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(c->raft_dir, n, "%s/__cluster_metadata-0", b->cat.data_dir);
+    random_bytes(&c->incarnation, sizeof c->incarnation);
+    return 0;
+}
+
+/* ---- the Raft thread's side: keep an image for snapshots, hand every
+ * committed command to the loop thread ---- */
+
+void cluster_push(struct cluster *c, struct cl_event *ev)
+{
+    ev->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->tail)
+        c->tail->next = ev;
+    else
+        c->head = ev;
+    c->tail = ev;
+    pthread_mutex_unlock(&c->mu);
+    loop_wakeup(c->b->loop);
+}
+
+static struct cl_event *event_new(enum cl_event_type type, const void *buf, size_t len)
+{
+    struct cl_event *ev = xcalloc(1, sizeof *ev);
+    if (!ev)
+        return NULL;
+    ev->type = type;
+    if (len > 0) {
+        ev->buf = xmalloc(len);
+        if (!ev->buf) {
+            xfree(ev);
+            return NULL;
+        }
+        memcpy(ev->buf, buf, len);
+        ev->len = len;
+    }
+    return ev;
+}
+
+static void fsm_apply(void *arg, const void *buf, size_t len, uint64_t index)
+{
+    struct cluster *c = arg;
+    char err[256];
+    meta_image_apply(&c->raft_img, buf, len, (int64_t)index, NULL, err, sizeof err);
+    struct cl_event *ev = event_new(EV_APPLY, buf, len);
+    if (!ev) {
+        log_error("out of memory handing a metadata command to the broker");
+        abort(); /* the broker's image would silently diverge */
+    }
+    ev->index = index;
+    cluster_push(c, ev);
+}
+
+static int fsm_snapshot(void *arg, void **buf, size_t *len)
+{
+    struct cluster *c = arg;
+    struct obuf w;
+    obuf_init(&w);
+    if (meta_image_encode(&c->raft_img, &w) < 0 || w.oom) {
+        obuf_free(&w);
+        return -1;
+    }
+    *buf = w.data; /* obuf's buffer is malloc'ed */
+    *len = w.len;
+    return 0;
+}
+
+static int fsm_restore(void *arg, const void *buf, size_t len, uint64_t index)
+{
+    struct cluster *c = arg;
+    char err[256];
+    struct meta_image m;
+    meta_image_init(&m);
+    if (meta_image_decode(&m, buf, len, err, sizeof err) < 0) {
+        log_error("cluster metadata snapshot at %llu is unreadable: %s", (unsigned long long)index, err);
+        meta_image_free(&m);
+        return -1;
+    }
+    meta_image_free(&c->raft_img);
+    c->raft_img = m;
+    struct cl_event *ev = event_new(EV_RESET, buf, len);
+    if (!ev)
+        abort();
+    ev->index = index;
+    cluster_push(c, ev);
+    return 0;
+}
+
+static void fsm_leader(void *arg, uint64_t leader, bool is_self)
+{
+    struct cluster *c = arg;
+    struct cl_event *ev = event_new(EV_LEADER, NULL, 0);
+    if (!ev)
+        abort();
+    ev->leader = leader;
+    ev->is_self = is_self;
+    cluster_push(c, ev);
+}
+
+static void proposed(void *arg, int status, uint64_t index)
+{
+    struct cl_op *op = arg;
+    struct cl_event *ev = event_new(EV_PROPOSED, NULL, 0);
+    if (!ev)
+        abort();
+    ev->status = status;
+    ev->index = index;
+    ev->cookie = op;
+    cluster_push(op->c, ev);
+}
+
+/* ---- the loop thread's side ---- */
+
+int cluster_propose(struct cluster *c, const struct obuf *cmd, struct cl_op *op)
+{
+    op->c = c;
+    if (cmd->oom || !c->raft)
+        return -1;
+    return raft_node_propose(c->raft, cmd->data, cmd->len, proposed, op);
+}
+
+static void remember_verdict(struct cluster *c, uint64_t index, int err, const char *msg)
+{
+    int k = (int)(index % 64);
+    c->verdicts[k].index = index;
+    c->verdicts[k].err = err;
+    snprintf(c->verdicts[k].msg, sizeof c->verdicts[k].msg, "%s", err ? msg : "");
+}
+
+static bool has_replica(const struct mi_partition *p, int32_t id)
+{
+    for (int i = 0; i < p->nreplicas; i++)
+        if (p->replicas[i] == id)
+            return true;
+    return false;
+}
+
+static void copy_ids(int32_t *dst, int *n, const int32_t *src, int count)
+{
+    if (count > CLUSTER_MAX_REPLICAS)
+        count = CLUSTER_MAX_REPLICAS;
+    memcpy(dst, src, (size_t)count * sizeof *dst);
+    *n = count;
+}
+
+/* Makes the local logs follow one topic of the image: this broker holds a
+ * log for every partition it is a replica of, leads what the image says it
+ * leads and follows the rest. */
+void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
+{
+    struct cluster *c = b->cluster;
+    bool mine = false;
+    for (int32_t i = 0; i < mt->npartitions; i++)
+        mine = mine || has_replica(&mt->parts[i], c->node_id);
+    struct topic *t = catalog_find(&b->cat, mt->name, strlen(mt->name));
+    if (t && memcmp(&t->id, &mt->id, sizeof t->id) != 0) {
+        /* deleted and created again while we were away: the old log goes */
+        for (int32_t i = 0; i < t->npartitions; i++)
+            if (t->parts[i]->repl)
+                repl_fail_parked(b, t->parts[i], KERR_NOT_LEADER_OR_FOLLOWER);
+        log_info("topic %s was recreated with a new id; removing the old log", mt->name);
+        catalog_delete(&b->cat, t);
+        t = NULL;
+    }
+    if (!t && !mine)
+        return;
+    char err[256];
+    if (!t) {
+        int rc = catalog_create_with_id(&b->cat, mt->name, mt->npartitions, &mt->configs, &mt->id, &t, err,
+                                        sizeof err);
+        if (rc != 0) {
+            log_error("cannot create the local replicas of %s: %s", mt->name, err);
+            return;
+        }
+    } else if (t->npartitions < mt->npartitions) {
+        if (catalog_add_partitions(&b->cat, t, mt->npartitions, err, sizeof err) != 0) {
+            log_error("cannot add partitions to %s: %s", mt->name, err);
+            return;
+        }
+    }
+    for (int32_t i = 0; i < mt->npartitions && i < t->npartitions; i++) {
+        const struct mi_partition *mp = &mt->parts[i];
+        struct partition *part = t->parts[i];
+        if (!has_replica(mp, c->node_id)) {
+            if (part->repl) {
+                repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
+                xfree(part->repl);
+                part->repl = NULL;
+            }
+            continue;
+        }
+        struct replica *r = part->repl;
+        if (!r) {
+            r = part->repl = xcalloc(1, sizeof *r);
+            if (!r) {
+                log_error("out of memory following %s-%d", mt->name, i);
+                continue;
+            }
+            r->leader = -2; /* unknown: the first pass below always acts */
+            r->leader_epoch = -1;
+            r->hw = 0;
+        }
+        copy_ids(r->replicas, &r->nreplicas, mp->replicas, mp->nreplicas);
+        copy_ids(r->isr, &r->nisr, mp->isr, mp->nisr);
+        r->partition_epoch = mp->partition_epoch;
+        if (r->leader != mp->leader || r->leader_epoch != mp->leader_epoch) {
+            bool was_leader = r->is_leader;
+            r->leader = mp->leader;
+            r->leader_epoch = mp->leader_epoch;
+            r->is_leader = mp->leader == c->node_id;
+            if (was_leader)
+                repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
+            if (r->is_leader) {
+                repl_become_leader(b, part);
+                log_info("leading %s-%d at epoch %d (log end %lld)", mt->name, i, r->leader_epoch,
+                         (long long)part->log->next_offset);
+            } else {
+                r->follower_ready = false;
+                if (r->hw > part->log->next_offset)
+                    r->hw = part->log->next_offset;
+                log_debug("following %s-%d, leader %d at epoch %d", mt->name, i, r->leader, r->leader_epoch);
+            }
+        } else if (r->is_leader) {
+            repl_update_hw(b, part); /* the ISR may have changed */
+        }
+    }
+}
+
+static void reconcile_all(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    for (int i = 0; i < c->img.ntopics; i++)
+        cluster_reconcile_topic(b, c->img.topics[i]);
+    const struct mi_broker *me = meta_image_broker(&c->img, c->node_id);
+    if (me && !memcmp(&me->incarnation, &c->incarnation, sizeof me->incarnation)) {
+        c->broker_epoch = me->epoch;
+        c->fenced = me->fenced;
+    }
+    fetchers_update(b);
+}
+
+/* Local topics whose id left the image were deleted by the cluster. */
+static void delete_vanished(struct broker *b, const kuuid *before, int nbefore)
+{
+    struct cluster *c = b->cluster;
+    for (int k = 0; k < nbefore; k++) {
+        if (meta_image_topic_by_id(&c->img, before[k]))
+            continue;
+        for (int i = 0; i < b->cat.ntopics; i++) {
+            struct topic *t = b->cat.topics[i];
+            if (memcmp(&t->id, &before[k], sizeof t->id) != 0)
+                continue;
+            for (int32_t p = 0; p < t->npartitions; p++)
+                if (t->parts[p]->repl)
+                    repl_fail_parked(b, t->parts[p], KERR_UNKNOWN_TOPIC_OR_PARTITION);
+            log_info("topic %s deleted by the cluster", t->name);
+            catalog_delete(&b->cat, t);
+            break;
+        }
+    }
+}
+
+static void apply_event(struct broker *b, struct cl_event *ev, bool *dirty)
+{
+    struct cluster *c = b->cluster;
+    char msg[160];
+    int n = c->img.ntopics;
+    kuuid *before = n > 0 ? xmalloc((size_t)n * sizeof *before) : NULL;
+    for (int i = 0; before && i < n; i++)
+        before[i] = c->img.topics[i]->id;
+    int err = meta_image_apply(&c->img, ev->buf, ev->len, (int64_t)ev->index, NULL, msg, sizeof msg);
+    remember_verdict(c, ev->index, err, msg);
+    if (err)
+        log_debug("metadata command %llu refused: %s", (unsigned long long)ev->index, msg);
+    if (before && c->img.ntopics < n)
+        delete_vanished(b, before, n);
+    xfree(before);
+    *dirty = true;
+}
+
+void cluster_drain(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    struct cl_event *ev = c->head;
+    c->head = c->tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    bool dirty = false;
+    while (ev) {
+        struct cl_event *next = ev->next;
+        switch (ev->type) {
+        case EV_APPLY:
+            apply_event(b, ev, &dirty);
+            break;
+        case EV_RESET: {
+            char msg[160];
+            struct meta_image m;
+            meta_image_init(&m);
+            if (meta_image_decode(&m, ev->buf, ev->len, msg, sizeof msg) == 0) {
+                meta_image_free(&c->img);
+                c->img = m;
+                dirty = true;
+            } else {
+                meta_image_free(&m);
+                log_error("cannot read the metadata snapshot: %s", msg);
+            }
+            break;
+        }
+        case EV_LEADER: {
+            bool was = c->is_controller;
+            c->controller_id = ev->leader ? (int32_t)ev->leader : -1;
+            c->is_controller = ev->is_self;
+            log_info("active controller: %d%s", c->controller_id, ev->is_self ? " (this broker)" : "");
+            if (c->is_controller && !was)
+                controller_became(b);
+            break;
+        }
+        case EV_PROPOSED: {
+            struct cl_op *op = ev->cookie;
+            int verdict = 0;
+            const char *vmsg = "";
+            int k = (int)(ev->index % 64);
+            if (ev->status == 0 && c->verdicts[k].index == ev->index) {
+                verdict = c->verdicts[k].err;
+                vmsg = c->verdicts[k].msg;
+            }
+            if (dirty) { /* the proposer sees the state its command made */
+                reconcile_all(b);
+                dirty = false;
+            }
+            op->index = ev->index;
+            op->fn(b, op, ev->status, verdict, vmsg);
+            break;
+        }
+        case EV_CHANNEL: {
+            struct cl_op *op = ev->cookie;
+            op->resp = ev->buf;
+            op->resp_len = ev->len;
+            op->fn(b, op, ev->status, 0, "");
+            break;
+        }
+        case EV_FETCHED:
+            fetcher_process(b, ev);
+            break;
+        }
+        xfree(ev->buf);
+        xfree(ev);
+        ev = next;
+    }
+    if (dirty)
+        reconcile_all(b);
+}
+
+const struct meta_image *cluster_image(const struct broker *b)
+{
+    return &b->cluster->img;
+}
+
+int32_t cluster_controller_id(const struct broker *b)
+{
+    return b->cluster ? b->cluster->controller_id : b->node_id;
+}
+
+bool cluster_is_controller(const struct broker *b)
+{
+    return !b->cluster || b->cluster->is_controller;
+}
+
+int64_t cluster_broker_epoch(const struct broker *b)
+{
+    return b->cluster ? b->cluster->broker_epoch : 0;
+}
+
+int64_t partition_hw(const struct partition *p)
+{
+    return p->repl ? p->repl->hw : p->log->next_offset;
+}
+
+int cluster_check_leader(const struct broker *b, const struct partition *p)
+{
+    if (!b->cluster)
+        return 0; /* alone: it leads everything */
+    return p->repl && p->repl->is_leader ? 0 : KERR_NOT_LEADER_OR_FOLLOWER;
+}
+
+int32_t cluster_min_isr(const struct broker *b, const struct topic *t)
+{
+    const char *v = config_get(&t->overrides, "min.insync.replicas");
+    if (v)
+        return (int32_t)atoi(v);
+    return b->cluster ? b->cluster->min_isr : 1;
+}
+
+/* ---- registration and heartbeats to the active controller ---- */
+
+static const struct mi_broker *controller_broker(struct cluster *c)
+{
+    return c->controller_id >= 0 ? meta_image_broker(&c->img, c->controller_id) : NULL;
+}
+
+static void registered(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
+{
+    (void)apply_err;
+    (void)msg;
+    struct cluster *c = b->cluster;
+    c->register_inflight = false;
+    struct BrokerRegistrationResponse resp;
+    struct arena a;
+    arena_init(&a);
+    struct kread rd;
+    kread_init(&rd, op->resp, op->resp_len);
+    if (status == 0 && BrokerRegistrationResponse_decode(&rd, &a, 0, &resp) == 0) {
+        if (resp.ErrorCode == 0) {
+            c->broker_epoch = resp.BrokerEpoch;
+            log_info("registered with the controller %d, broker epoch %lld", c->controller_id,
+                     (long long)resp.BrokerEpoch);
+        } else {
+            log_warn("the controller refused this broker's registration: %s", kerr_name(resp.ErrorCode));
+        }
+    }
+    arena_free(&a);
+    xfree(op);
+}
+
+static void heartbeat_answered(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
+{
+    (void)apply_err;
+    (void)msg;
+    struct cluster *c = b->cluster;
+    c->heartbeat_inflight = false;
+    struct BrokerHeartbeatResponse resp;
+    struct arena a;
+    arena_init(&a);
+    struct kread rd;
+    kread_init(&rd, op->resp, op->resp_len);
+    if (status == 0 && BrokerHeartbeatResponse_decode(&rd, &a, 0, &resp) == 0) {
+        if (resp.ErrorCode == KERR_STALE_BROKER_EPOCH) {
+            c->broker_epoch = -1; /* register again */
+        } else if (resp.ErrorCode == 0) {
+            if (c->fenced && !resp.IsFenced)
+                log_info("unfenced by the controller");
+            c->fenced = resp.IsFenced;
+        }
+    }
+    arena_free(&a);
+    xfree(op);
+}
+
+/* Registers (once per incarnation) and heartbeats to the active controller,
+ * through the channel, or directly when this broker is the controller. */
+void cluster_send_heartbeat(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    int64_t now = clock_mono_ms();
+    if (c->controller_id < 0)
+        return;
+    const struct mi_broker *me = meta_image_broker(&c->img, c->node_id);
+    bool registered_now = me && !memcmp(&me->incarnation, &c->incarnation, sizeof me->incarnation);
+    if (c->is_controller) {
+        if (registered_now) {
+            bool fenced;
+            controller_heartbeat(b, c->node_id, me->epoch, c->img.offset, &fenced);
+        }
+        return; /* controller_tick registers the controller itself */
+    }
+    const struct mi_broker *cb = controller_broker(c);
+    if (!cb)
+        return; /* the controller has not registered itself yet */
+    struct obuf w;
+    obuf_init(&w);
+    struct cl_op *op = xcalloc(1, sizeof *op);
+    if (!op)
+        return;
+    op->c = c;
+    if (!registered_now || c->broker_epoch < 0) {
+        if (c->register_inflight || now - c->last_register_ms < 500) {
+            xfree(op);
+            return;
+        }
+        struct BrokerRegistrationRequest req;
+        BrokerRegistrationRequest_init(&req);
+        struct BrokerRegistrationRequest_Listener l;
+        BrokerRegistrationRequest_Listener_init(&l);
+        l.Name = kstr_c("PLAINTEXT");
+        l.Host = kstr_c(b->adv_host);
+        l.Port = (uint16_t)b->adv_port;
+        l.SecurityProtocol = 0;
+        req.BrokerId = c->node_id;
+        req.ClusterId = kstr_c(b->cat.cluster_id);
+        req.IncarnationId = c->incarnation;
+        req.Listeners.count = 1;
+        req.Listeners.items = &l;
+        req.Rack = (kstr){NULL, -1};
+        req.PreviousBrokerEpoch = -1;
+        BrokerRegistrationRequest_encode(&w, 0, &req);
+        op->fn = registered;
+        c->register_inflight = true;
+        c->last_register_ms = now;
+        if (ctl_channel_send(c->chan, cb->host, cb->port, KAPI_BROKERREGISTRATION, 0, &w, op) < 0) {
+            c->register_inflight = false;
+            xfree(op);
+        }
+    } else {
+        if (c->heartbeat_inflight || now - c->last_heartbeat_ms < c->heartbeat_ms) {
+            xfree(op);
+            obuf_free(&w);
+            return;
+        }
+        struct BrokerHeartbeatRequest req;
+        BrokerHeartbeatRequest_init(&req);
+        req.BrokerId = c->node_id;
+        req.BrokerEpoch = c->broker_epoch;
+        req.CurrentMetadataOffset = c->img.offset;
+        req.WantFence = false;
+        req.WantShutDown = b->stopping != 0;
+        BrokerHeartbeatRequest_encode(&w, 0, &req);
+        op->fn = heartbeat_answered;
+        c->heartbeat_inflight = true;
+        c->last_heartbeat_ms = now;
+        if (ctl_channel_send(c->chan, cb->host, cb->port, KAPI_BROKERHEARTBEAT, 0, &w, op) < 0) {
+            c->heartbeat_inflight = false;
+            xfree(op);
+        }
+    }
+    obuf_free(&w);
+}
+
+static void cluster_timer(struct loop *l, void *arg)
+{
+    struct broker *b = arg;
+    struct cluster *c = b->cluster;
+    cluster_send_heartbeat(b);
+    if (c->is_controller)
+        controller_tick(b);
+    repl_tick(b);
+    if (!b->stopping)
+        loop_timer(l, 100, cluster_timer, b);
+}
+
+/* At shutdown, after the threads stopped: frees what they handed over. */
+static void cluster_drain_discard(struct cluster *c)
+{
+    struct cl_event *ev = c->head;
+    c->head = c->tail = NULL;
+    while (ev) {
+        struct cl_event *next = ev->next;
+        if (ev->type == EV_PROPOSED || ev->type == EV_CHANNEL) {
+            struct cl_op *op = ev->cookie;
+            if (op->r && !op->r->conn)
+                request_free(op->r);
+            xfree(op);
+        }
+        xfree(ev->buf);
+        xfree(ev);
+        ev = next;
+    }
+}
+
+int cluster_start(struct broker *b, char *err, size_t errlen)
+{
+    struct cluster *c = b->cluster;
+    if (!c)
+        return 0;
+    if (file_mkdirs(c->raft_dir) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", c->raft_dir, strerror(errno));
+        return -1;
+    }
+    c->chan = ctl_channel_new(c);
+    if (!c->chan) {
+        snprintf(err, errlen, "cannot start the controller channel thread");
+        return -1;
+    }
+    struct raft_node_config rc = {
+        .id = (uint64_t)c->node_id,
+        .dir = c->raft_dir,
+        .address = c->raft_address,
+        .nvoters = c->nvoters,
+        .voters = c->voters,
+        .election_timeout_ms = 1000,
+        .heartbeat_timeout_ms = 100,
+        .snapshot_threshold = 1024,
+    };
+    struct raft_node_fsm fsm = {
+        .arg = c,
+        .apply = fsm_apply,
+        .snapshot = fsm_snapshot,
+        .restore = fsm_restore,
+        .leader_changed = fsm_leader,
+    };
+    c->raft = raft_node_start(&rc, &fsm, err, errlen);
+    if (!c->raft)
+        return -1;
+    loop_timer(b->loop, 100, cluster_timer, b);
+    log_info("cluster member %d: metadata quorum %s (this node at %s), data in %s", c->node_id,
+             config_get(b->cfg, "controller.quorum.voters"), c->raft_address, c->raft_dir);
+    return 0;
+}
+
+void cluster_free(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    if (!c)
+        return;
+    if (c->raft)
+        raft_node_stop(c->raft); /* no more events after this */
+    fetchers_free(b);
+    if (c->chan)
+        ctl_channel_free(c->chan);
+    /* events still queued: their ops are freed, their requests answered by
+     * the connection teardown */
+    cluster_drain_discard(c);
+    repl_free_all(b);
+    meta_image_free(&c->img);
+    meta_image_free(&c->raft_img);
+    pthread_mutex_destroy(&c->mu);
+    xfree(c->raft_dir);
+    xfree(c);
+    b->cluster = NULL;
+}
