@@ -74,6 +74,30 @@ class Suite:
         wait_port(port)
         return "127.0.0.1:%d" % port
 
+    def cluster(self, n=3):
+        """n brokers in one cluster (every one a voter), default
+        replication factor n, min.insync.replicas 2; bootstrap list."""
+        ports = [free_port() for _ in range(n)]
+        raft = [free_port() for _ in range(n)]
+        voters = ",".join("%d@127.0.0.1:%d" % (i + 1, raft[i]) for i in range(n))
+        for i in range(n):
+            args = [BIN, "broker", "--data-dir", os.path.join(self.tmp, "cluster%d" % (i + 1)),
+                    "--set", "node.id=%d" % (i + 1),
+                    "--set", "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (ports[i], raft[i]),
+                    "--set", "controller.quorum.voters=" + voters,
+                    "--set", "default.replication.factor=%d" % n,
+                    "--set", "min.insync.replicas=%d" % min(2, n)]
+            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        boot = ",".join("127.0.0.1:%d" % p for p in ports)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = subprocess.run(["kcat", "-L", "-b", boot, "-m", "2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+            if r.stdout.count("broker ") >= n + 1 and "(controller)" in r.stdout:
+                return boot
+            time.sleep(0.2)
+        raise RuntimeError("the %d-broker cluster did not form" % n)
+
     def mock(self):
         p = subprocess.Popen([MOCK], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.procs.append(p)
@@ -176,13 +200,15 @@ def main():
         ours = s.broker("ours")
         durable = s.broker("durable", "log.flush.interval.messages=1")
         mock = s.mock()
-        print("brokers: ours %s, durable %s, mock %s" % (ours, durable, mock), file=sys.stderr)
+        cluster = s.cluster(3)
+        print("brokers: ours %s, durable %s, mock %s, cluster %s" % (ours, durable, mock, cluster),
+              file=sys.stderr)
 
         # 1. produce, alternating peer and ours in each round, with
         # shopstream bench and with kbench (the peer's tool) in the same
         # round, so that both see the machine in the same state (the
         # broker's page cache grows as the rounds write; see README)
-        pm, po, pd, km, ko = [], [], [], [], []
+        pm, po, pd, km, ko, pr = [], [], [], [], [], []
         for r in range(rounds):
             pm.append(s.run("produce mock", "produce", "--bootstrap", mock, "--records", n_prod))
             po.append(s.run("produce ours acks=1", "produce", "--bootstrap", ours, "--records", n_prod))
@@ -190,6 +216,8 @@ def main():
             ko.append(s.kbench("kbench produce ours", "produce", "-b", ours, "-t", "bench", "-n", n_prod))
             pd.append(s.run("produce ours acks=all+fsync", "produce", "--bootstrap", durable,
                             "--records", n_prod, "--acks", "all"))
+            pr.append(s.run("produce 3 replicas acks=all", "produce", "--bootstrap", cluster,
+                            "--records", n_prod, "--acks", "all", "--topic", "bench-rf3"))
         m, o, d = med(pm, "records_per_sec"), med(po, "records_per_sec"), med(pd, "records_per_sec")
         k_m, k_o = med(km, "records_per_sec"), med(ko, "records_per_sec")
         ro, rk, rd = med_ratio(po, pm), med_ratio(ko, km), med_ratio(pd, po)
@@ -199,6 +227,9 @@ def main():
                      "%.2f×" % rk if rk else "—", "≥ 1.0× mock", verdict(rk >= 1.0 if rk else None)))
         rows.append(("Produce acks=all, fsync before ack", fmt_rate(d), fmt_rate(o) + " (acks=1)",
                      "%.2f×" % rd if rd else "—", "≥ 0.7× acks=1", verdict(rd >= 0.7 if rd else None)))
+        r3, rr3 = med(pr, "records_per_sec"), med_ratio(pr, po)
+        rows.append(("Produce acks=all, 3 brokers, 3 replicas (one machine)", fmt_rate(r3),
+                     fmt_rate(o) + " (1 broker, acks=1)", "%.2f×" % rr3 if rr3 else "—", "(reported)", ""))
 
         # 2. consume from the start, our own fetch client; librdkafka for reference
         topic = "suite-consume"

@@ -2,7 +2,8 @@
 # tests/run.sh: every test suite of `make test`, in order: unit tests, wire
 # tests (raw frames against a real broker), client tests (kcat, librdkafka,
 # kafka-python, confluent-kafka, KafkaJS), e-commerce tests (event sources and
-# stream processors), end-to-end tests (the HTTP API, /metrics and the
+# stream processors), cluster tests (3 brokers under faults, clients across
+# leader changes), end-to-end tests (the HTTP API, /metrics and the
 # dashboard in headless Chromium).  Each suite ends with a line "N passed,
 # N failed"; this script adds them up and prints the total last.
 set -u
@@ -46,6 +47,7 @@ run_suite wire /usr/bin/python3 tests/wire/run_wire.py
 run_suite connections /usr/bin/python3 tests/wire/test_connections.py
 run_suite clients ./tests/clients/run.sh
 run_suite shop ./tests/shop/run.sh
+run_suite cluster ./tests/cluster/run.sh
 run_suite e2e ./tests/e2e/run.sh
 
 echo

@@ -9,6 +9,7 @@ need_build() {
 need_test() {
     need_build || return 1
     command -v kcat >/dev/null || return 1
+    command -v ip >/dev/null && command -v setpriv >/dev/null || return 1
     /usr/bin/python3 -c 'import kafka, confluent_kafka, snappy, lz4, zstandard' 2>/dev/null || return 1
     command -v node >/dev/null || return 1
     [ -d tests/clients/node_modules/kafkajs ] || return 1

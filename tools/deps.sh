@@ -2,7 +2,7 @@
 # Installs everything shopstream needs on Debian 12: build libraries, the
 # reference Kafka clients used by the tests, and KafkaJS from npm.
 set -e
-PKGS="build-essential pkg-config librdkafka-dev kcat zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libcjson-dev libmicrohttpd-dev libraft-dev libuv1-dev \
+PKGS="build-essential pkg-config librdkafka-dev kcat zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libcjson-dev libmicrohttpd-dev libraft-dev libuv1-dev iproute2 util-linux \
 python3 python3-kafka python3-confluent-kafka python3-snappy python3-lz4 python3-zstandard nodejs npm chromium"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -29,7 +29,8 @@ APIS = [
     "DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
     "DescribeConfigs", "AlterConfigs", "DescribeLogDirs", "SaslAuthenticate", "CreatePartitions",
     "DeleteGroups", "IncrementalAlterConfigs", "OffsetDelete", "AlterPartition", "DescribeCluster",
-    "BrokerRegistration", "BrokerHeartbeat",
+    "BrokerRegistration", "BrokerHeartbeat", "AlterPartitionReassignments", "ListPartitionReassignments",
+    "UnregisterBroker",
 ]
 
 MAXV = 0x7fff

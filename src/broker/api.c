@@ -37,6 +37,9 @@ const struct api_entry api_table[] = {
     {KAPI_ALTERPARTITION, 0, 2, handle_alter_partition},
     {KAPI_BROKERREGISTRATION, 0, 0, handle_broker_registration},
     {KAPI_BROKERHEARTBEAT, 0, 0, handle_broker_heartbeat},
+    {KAPI_ALTERPARTITIONREASSIGNMENTS, 0, 0, handle_alter_partition_reassignments},
+    {KAPI_LISTPARTITIONREASSIGNMENTS, 0, 0, handle_list_partition_reassignments},
+    {KAPI_UNREGISTERBROKER, 0, 0, handle_unregister_broker},
 };
 
 const int api_table_len = sizeof api_table / sizeof api_table[0];

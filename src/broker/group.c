@@ -214,22 +214,47 @@ static void answer_join(struct group *g, struct group_member *m, int16_t err)
     request_done(r);
 }
 
-static void answer_sync(struct group *g, struct group_member *m, int16_t err)
+/* Answers a SyncGroup: m's assignment (none with an error, or when m or
+ * g is NULL). */
+static void sync_respond(struct request *r, const struct group *g, const struct group_member *m, int16_t err)
 {
-    struct request *r = m->sync_req;
-    m->sync_req = NULL;
-    if (!r)
-        return;
     if (r->conn) {
         struct SyncGroupResponse resp;
         SyncGroupResponse_init(&resp);
         resp.ErrorCode = err;
-        resp.ProtocolType = kstr_c(g->protocol_type);
-        resp.ProtocolName = kstr_c(g->protocol);
-        resp.Assignment = err ? (kbytes){NULL, 0} : (kbytes){m->assignment, m->assignment ? m->assignment_len : 0};
+        resp.ProtocolType = kstr_c(g ? g->protocol_type : NULL);
+        resp.ProtocolName = kstr_c(g ? g->protocol : NULL);
+        resp.Assignment = err || !m ? (kbytes){NULL, 0}
+                                    : (kbytes){m->assignment, m->assignment ? m->assignment_len : 0};
         SyncGroupResponse_encode(&r->out, r->api_version, &resp);
     }
     request_done(r);
+}
+
+static void answer_sync(struct group *g, struct group_member *m, int16_t err)
+{
+    struct request *r = m->sync_req;
+    m->sync_req = NULL;
+    if (r)
+        sync_respond(r, g, m, err);
+}
+
+/* The broker, for timer callbacks (one broker per process). */
+static struct broker *coord_broker;
+
+/* Answers the members' parked requests with err and stops the group's
+ * timer: the group leaves memory, or is replaced by a replayed state. */
+static void group_release(struct group *g, int16_t err)
+{
+    for (int i = 0; i < g->nmembers; i++) {
+        answer_join(g, g->members[i], err);
+        answer_sync(g, g->members[i], err);
+    }
+    if (g->rebalance_timer) {
+        loop_cancel(coord_broker->loop, g->rebalance_timer);
+        g->rebalance_timer = 0;
+    }
+    g->pending_write = 0; /* a leader waiting for its write learns it from the token */
 }
 
 /* ---- membership -------------------------------------------------------- */
@@ -271,9 +296,11 @@ static void prepare_rebalance(struct broker *b, struct group *g, const char *why
 {
     if (g->state == GROUP_PREPARING_REBALANCE)
         return;
-    /* members waiting in SyncGroup learn that a new round began */
+    /* members waiting in SyncGroup learn that a new round began (a leader
+     * waiting for its metadata write, through the token) */
     for (int i = 0; i < g->nmembers; i++)
         answer_sync(g, g->members[i], KERR_REBALANCE_IN_PROGRESS);
+    g->pending_write = 0;
     g->initial_join = g->state == GROUP_EMPTY && b->coord->initial_delay_ms > 0;
     g->state = GROUP_PREPARING_REBALANCE;
     log_debug("group %s: preparing rebalance (%s)", g->id, why);
@@ -299,9 +326,6 @@ static void maybe_complete_join(struct broker *b, struct group *g)
     if (g->state == GROUP_PREPARING_REBALANCE && !g->initial_join && all_joined(g))
         complete_join(b, g);
 }
-
-/* The broker, for timer callbacks (one broker per process). */
-static struct broker *coord_broker;
 
 static void rebalance_timeout(struct loop *l, void *arg)
 {
@@ -381,6 +405,7 @@ static void complete_join(struct broker *b, struct group *g)
         g->rebalance_timer = 0;
     }
     g->initial_join = false;
+    g->pending_write = 0;
     g->generation++;
     for (int i = 0; i < g->nmembers; i++) {
         xfree(g->members[i]->assignment);
@@ -393,7 +418,7 @@ static void complete_join(struct broker *b, struct group *g)
         g->protocol = NULL;
         xfree(g->leader);
         g->leader = NULL;
-        gstore_write_group(b, g);
+        gstore_write_group(b, g, NULL);
         log_info("group %s: generation %d is empty", g->id, g->generation);
         return;
     }
@@ -514,6 +539,9 @@ int group_join(struct broker *b, struct request *r, const struct JoinGroupReques
     int16_t v = r->api_version;
     if (req->GroupId.len <= 0)
         return join_error(r, KERR_INVALID_GROUP_ID, req->MemberId);
+    int cerr = gstore_check_coordinator(b, req->GroupId);
+    if (cerr)
+        return join_error(r, (int16_t)cerr, req->MemberId);
     if (req->SessionTimeoutMs < c->min_session_ms || req->SessionTimeoutMs > c->max_session_ms)
         return join_error(r, KERR_INVALID_SESSION_TIMEOUT, req->MemberId);
     if (req->ProtocolType.len <= 0 || req->Protocols.count <= 0)
@@ -639,17 +667,130 @@ int group_join(struct broker *b, struct request *r, const struct JoinGroupReques
     return API_PARKED;
 }
 
+/* The leader's SyncGroup while the group's metadata write replicates
+ * (r->state, in r's arena).  The request is not the member's sync_req
+ * meanwhile: the wait owns it, and the token tells whether the round it
+ * belongs to is still the group's. */
+struct sync_wait {
+    struct broker *b;
+    struct repl_wait w;
+    int16_t err;       /* the wait's outcome */
+    uint64_t token;    /* group->pending_write when it was written */
+    char *group_id;    /* in r's arena */
+    char *member_id;   /* in r's arena */
+};
+
+/* Kafka's SyncGroup error for a failed metadata write (GroupMetadataManager
+ * storeGroup). */
+static int16_t store_error(int err)
+{
+    switch (err) {
+    case KERR_UNKNOWN_TOPIC_OR_PARTITION:
+    case KERR_NOT_ENOUGH_REPLICAS:
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    case KERR_NOT_LEADER_OR_FOLLOWER:
+    case KERR_KAFKA_STORAGE_ERROR:
+        return KERR_NOT_COORDINATOR;
+    case KERR_REQUEST_TIMED_OUT:
+        return KERR_REBALANCE_IN_PROGRESS;
+    default:
+        return (int16_t)err;
+    }
+}
+
+/* The assignment could not be stored: every member waiting in SyncGroup
+ * gets the error, and the group rebalances (Kafka's
+ * resetAndPropagateAssignmentError, then maybePrepareRebalance). */
+static void sync_failed(struct broker *b, struct group *g, int16_t err)
+{
+    log_info("group %s: generation %d's assignment could not be stored: %s", g->id, g->generation, kerr_name(err));
+    for (int i = 0; i < g->nmembers; i++) {
+        struct group_member *m = g->members[i];
+        xfree(m->assignment);
+        m->assignment = NULL;
+        m->assignment_len = 0;
+        answer_sync(g, m, err);
+    }
+    g->pending_write = 0;
+    prepare_rebalance(b, g, "its assignment could not be stored");
+}
+
+/* The leader's metadata write is replicated, or failed: done callback of
+ * gstore_wait (also called at once when nothing needed waiting). */
+static void sync_replicated(struct request *r)
+{
+    struct sync_wait *sw = r->state;
+    struct group *g = coord_find(sw->b, kstr_c(sw->group_id));
+    if (!g) {
+        sync_respond(r, NULL, NULL, KERR_NOT_COORDINATOR); /* unloaded meanwhile */
+        return;
+    }
+    if (g->pending_write != sw->token) {
+        /* a new round began (its members were told so) */
+        sync_respond(r, g, NULL, sw->err ? store_error(sw->err) : KERR_REBALANCE_IN_PROGRESS);
+        return;
+    }
+    g->pending_write = 0;
+    if (sw->err) {
+        int16_t err = store_error(sw->err);
+        sync_failed(sw->b, g, err);
+        sync_respond(r, g, NULL, err);
+        return;
+    }
+    g->state = GROUP_STABLE;
+    for (int i = 0; i < g->nmembers; i++)
+        answer_sync(g, g->members[i], 0);
+    struct group_member *m = find_member(g, kstr_c(sw->member_id));
+    sync_respond(r, g, m, m ? 0 : KERR_UNKNOWN_MEMBER_ID);
+}
+
+/* The leader sent the assignment: store it, and hand it out once stored
+ * (in a cluster: replicated). */
+static void sync_store(struct broker *b, struct request *r, struct group *g, struct group_member *leader)
+{
+    struct gstore_pos pos = {0};
+    int werr = gstore_write_group(b, g, &pos);
+    if (!b->cluster) {
+        /* alone: the write is as durable as it gets (a failure is logged) */
+        g->state = GROUP_STABLE;
+        for (int i = 0; i < g->nmembers; i++)
+            answer_sync(g, g->members[i], 0);
+        return;
+    }
+    if (werr) {
+        sync_failed(b, g, store_error(werr)); /* answers the leader too */
+        return;
+    }
+    struct sync_wait *sw = arena_alloc(&r->arena, sizeof *sw);
+    char *gid = handler_cstr(r, kstr_c(g->id)), *mid = handler_cstr(r, kstr_c(leader->id));
+    if (!sw || !gid || !mid) {
+        sync_failed(b, g, KERR_UNKNOWN_SERVER_ERROR);
+        return;
+    }
+    *sw = (struct sync_wait){.b = b, .group_id = gid, .member_id = mid};
+    leader->sync_req = NULL; /* the wait owns r now */
+    r->state = sw;
+    sw->token = g->pending_write = ++b->coord->next_write;
+    int rc = gstore_wait(b, r, &pos, &sw->w, &sw->err, sync_replicated);
+    if (rc < 0)
+        sw->err = KERR_UNKNOWN_SERVER_ERROR;
+    if (rc != 0)
+        sync_replicated(r);
+}
+
 int group_sync(struct broker *b, struct request *r, const struct SyncGroupRequest *req)
 {
-    (void)b;
     struct SyncGroupResponse resp;
     SyncGroupResponse_init(&resp);
-    struct group *g = coord_find(b, req->GroupId);
+    int cerr = req->GroupId.len > 0 ? gstore_check_coordinator(b, req->GroupId) : 0;
+    struct group *g = cerr ? NULL : coord_find(b, req->GroupId);
     int merr;
     struct group_member *m = member_for(g, req->MemberId, req->GroupInstanceId, &merr);
     int16_t err = 0;
     if (req->GroupId.len <= 0)
         err = KERR_INVALID_GROUP_ID;
+    else if (cerr)
+        err = (int16_t)cerr;
     else if (!m)
         err = (int16_t)merr;
     else if (req->GenerationId != g->generation)
@@ -672,11 +813,12 @@ int group_sync(struct broker *b, struct request *r, const struct SyncGroupReques
         SyncGroupResponse_encode(&r->out, r->api_version, &resp);
         return API_DONE;
     }
-    /* COMPLETING_REBALANCE: wait for the leader's assignment */
+    /* COMPLETING_REBALANCE: wait for the leader's assignment (or for its
+     * write to be stored: a leader retrying meanwhile waits like the rest) */
     if (m->sync_req)
         answer_sync(g, m, KERR_REBALANCE_IN_PROGRESS);
     m->sync_req = r;
-    if (g->leader && strcmp(g->leader, m->id) == 0) {
+    if (g->leader && strcmp(g->leader, m->id) == 0 && !g->pending_write) {
         for (int i = 0; i < g->nmembers; i++) {
             struct group_member *o = g->members[i];
             xfree(o->assignment);
@@ -688,26 +830,28 @@ int group_sync(struct broker *b, struct request *r, const struct SyncGroupReques
                     continue;
                 int32_t len = a->Assignment.len > 0 ? a->Assignment.len : 0;
                 o->assignment = xmalloc((size_t)len + 1);
-                if (!o->assignment)
+                if (!o->assignment) {
+                    m->sync_req = NULL;
                     return API_CLOSE;
+                }
                 if (len)
                     memcpy(o->assignment, a->Assignment.ptr, (size_t)len);
                 o->assignment_len = len;
             }
         }
-        g->state = GROUP_STABLE;
-        gstore_write_group(b, g);
-        for (int i = 0; i < g->nmembers; i++)
-            answer_sync(g, g->members[i], 0);
+        sync_store(b, r, g, m);
     }
     return API_PARKED;
 }
 
 int group_heartbeat(struct broker *b, const struct HeartbeatRequest *req)
 {
-    struct group *g = coord_find(b, req->GroupId);
     if (req->GroupId.len <= 0)
         return KERR_INVALID_GROUP_ID;
+    int cerr = gstore_check_coordinator(b, req->GroupId);
+    if (cerr)
+        return cerr;
+    struct group *g = coord_find(b, req->GroupId);
     int merr;
     struct group_member *m = member_for(g, req->MemberId, req->GroupInstanceId, &merr);
     if (!m)
@@ -758,8 +902,7 @@ int group_delete(struct broker *b, kstr id)
             return KERR_NON_EMPTY_GROUP;
         if (gstore_delete_group(b, g) < 0)
             return KERR_KAFKA_STORAGE_ERROR;
-        if (g->rebalance_timer)
-            loop_cancel(b->loop, g->rebalance_timer);
+        group_release(g, KERR_COORDINATOR_NOT_AVAILABLE);
         c->groups[i] = c->groups[--c->ngroups];
         group_free(g);
         return 0;
@@ -770,6 +913,9 @@ int group_delete(struct broker *b, kstr id)
 void group_restore(struct group *g, int32_t generation, kstr protocol_type, kstr protocol, kstr leader,
                    const struct group_restored_member *members, int n)
 {
+    /* replayed over a live group: its parked requests belong to a state
+     * that is gone */
+    group_release(g, KERR_NOT_COORDINATOR);
     for (int i = 0; i < g->nmembers; i++)
         member_free(g->members[i]);
     g->nmembers = 0;
@@ -838,10 +984,27 @@ void group_forget(struct broker *b, kstr id)
     struct coordinator *c = b->coord;
     for (int i = 0; i < c->ngroups; i++)
         if (keq(id, c->groups[i]->id) && c->groups[i]->nmembers == 0) {
+            group_release(c->groups[i], KERR_NOT_COORDINATOR);
             group_free(c->groups[i]);
             c->groups[i] = c->groups[--c->ngroups];
             return;
         }
+}
+
+int coord_unload(struct broker *b, int32_t partition, int32_t npartitions)
+{
+    struct coordinator *c = b->coord;
+    int n = 0;
+    for (int i = c->ngroups - 1; i >= 0; i--) {
+        struct group *g = c->groups[i];
+        if (partition >= 0 && group_partition_for(g->id, strlen(g->id), npartitions) != partition)
+            continue;
+        group_release(g, KERR_NOT_COORDINATOR);
+        c->groups[i] = c->groups[--c->ngroups];
+        group_free(g);
+        n++;
+    }
+    return n;
 }
 
 int group_check_commit(struct broker *b, kstr id, int32_t generation, kstr member_id, kstr instance_id,
@@ -888,9 +1051,11 @@ struct group_offset *group_get_offset(struct group *g, const char *topic, size_t
 }
 
 int group_set_offset(struct group *g, const char *topic, int32_t partition, int64_t offset, int32_t epoch,
-                     const char *metadata, int64_t commit_ms)
+                     const char *metadata, int64_t commit_ms, int64_t log_end)
 {
     struct group_offset *o = group_get_offset(g, topic, strlen(topic), partition);
+    if (o && log_end > 0 && o->log_end > log_end)
+        return 0; /* a later write already set it */
     if (!o) {
         if (g->noffsets == g->capoffsets) {
             int cap = g->capoffsets ? g->capoffsets * 2 : 16;
@@ -912,6 +1077,8 @@ int group_set_offset(struct group *g, const char *topic, int32_t partition, int6
     o->leader_epoch = epoch;
     set_str(&o->metadata, metadata ? metadata : "");
     o->commit_ms = commit_ms;
+    if (log_end > 0)
+        o->log_end = log_end;
     return 0;
 }
 
@@ -959,6 +1126,7 @@ bool group_subscribed(const struct group *g, const char *topic)
 void coord_tick(struct broker *b)
 {
     struct coordinator *c = b->coord;
+    gstore_tick(b);
     int64_t now = clock_mono_ms();
     for (int gi = 0; gi < c->ngroups; gi++) {
         struct group *g = c->groups[gi];
@@ -1007,6 +1175,8 @@ int coord_init(struct broker *b, char *err, size_t errlen)
         config_parse_i64(config_get(cfg, "group.max.session.timeout.ms"), &v) == 0 ? (int32_t)v : 1800000;
     c->max_metadata_bytes =
         config_parse_i64(config_get(cfg, "offset.metadata.max.bytes"), &v) == 0 ? (int32_t)v : 4096;
+    c->commit_timeout_ms =
+        config_parse_i64(config_get(cfg, "offsets.commit.timeout.ms"), &v) == 0 && v > 0 ? v : 5000;
     return gstore_open(b, err, errlen);
 }
 
@@ -1028,6 +1198,7 @@ void coord_free(struct broker *b)
         group_free(g);
     }
     xfree(c->groups);
+    xfree(c->loads);
     xfree(c);
     b->coord = NULL;
 }

@@ -3,6 +3,10 @@
  * static membership, and committed offsets.  Offsets and group metadata are
  * written to the internal compacted topic __consumer_offsets (formats in
  * group_store.h) before a commit is acknowledged, and read back at start-up.
+ * In a cluster this broker coordinates only the groups whose partition of
+ * __consumer_offsets it leads: they are loaded when it starts leading that
+ * partition and dropped when it stops (gstore_partition_led), and commits
+ * and group metadata are acknowledged once replicated (high watermark).
  *
  * The handlers (handle_*_group.c, handle_offset_*.c) decode and encode the
  * wire messages; this module owns every group's state and answers parked
@@ -59,6 +63,9 @@ struct group_offset {
     int32_t leader_epoch;
     char *metadata;    /* owned */
     int64_t commit_ms; /* wall time */
+    int64_t log_end;   /* the log end after the record that set it: a commit
+                        * that completes later but was written earlier does
+                        * not overwrite a newer one */
 };
 
 /* A member id handed out with MEMBER_ID_REQUIRED, good until it is used in
@@ -84,6 +91,16 @@ struct group {
     int64_t rebalance_timer;   /* loop timer id, 0 if none */
     int64_t rebalance_deadline_ms;
     bool initial_join;         /* the first rebalance of an empty group */
+    uint64_t pending_write;    /* the leader's SyncGroup waits for the replication
+                                * of this metadata write (a token); 0 if none */
+};
+
+/* Cluster mode: whether one partition of __consumer_offsets has its groups
+ * in memory (this broker leads it), and which leadership loaded them. */
+struct coord_load {
+    bool loaded;
+    int32_t leader_epoch;
+    kuuid topic_id;    /* a topic deleted and created again starts afresh */
 };
 
 struct coordinator {
@@ -93,6 +110,10 @@ struct coordinator {
     int64_t initial_delay_ms;  /* group.initial.rebalance.delay.ms */
     int32_t min_session_ms, max_session_ms; /* group.min/max.session.timeout.ms */
     int32_t max_metadata_bytes;    /* offset.metadata.max.bytes */
+    int64_t commit_timeout_ms;     /* offsets.commit.timeout.ms: the wait for replication */
+    struct coord_load *loads;      /* owned, cluster mode: by partition index */
+    int nloads;
+    uint64_t next_write;           /* the last pending_write token handed out */
 };
 
 /* Creates __consumer_offsets if missing and loads every group from it.
@@ -129,15 +150,23 @@ void group_restore(struct group *g, int32_t generation, kstr protocol_type, kstr
 /* Drops a group from memory only (replay of a deleted group). */
 void group_forget(struct broker *b, kstr id);
 
+/* Drops from memory every group of partition `partition` of a topic of
+ * `npartitions` partitions (every group when partition < 0): this broker no
+ * longer coordinates them.  Parked JoinGroup and SyncGroup requests are
+ * answered NOT_COORDINATOR and timers cancelled.  Returns how many. */
+int coord_unload(struct broker *b, int32_t partition, int32_t npartitions);
+
 /* Checks that a member may commit for the group (generation -1 with an
  * empty member id is an assign()-style commit, allowed while the group has
  * no members).  Returns a Kafka error code.  *out is the group, created
  * when missing. */
 int group_check_commit(struct broker *b, kstr id, int32_t generation, kstr member_id, kstr instance_id,
                        struct group **out);
-/* Stores one committed offset in memory (group_store persists it). */
+/* Stores one committed offset in memory (group_store persists it), unless
+ * the stored one was written later (log_end: the log end after the record;
+ * 0 ignores the order). */
 int group_set_offset(struct group *g, const char *topic, int32_t partition, int64_t offset, int32_t epoch,
-                     const char *metadata, int64_t commit_ms);
+                     const char *metadata, int64_t commit_ms, int64_t log_end);
 struct group_offset *group_get_offset(struct group *g, const char *topic, size_t topic_len, int32_t partition);
 /* Removes one committed offset; returns true if it existed. */
 bool group_remove_offset(struct group *g, const char *topic, int32_t partition);

@@ -51,13 +51,15 @@ static void group_key(struct obuf *o, const char *group)
 
 /* Appends recs as one batch to the group's partition. */
 static int append(struct broker *b, const char *group, const struct records_rec *recs, int n, int *fds, int *nfds,
-                  bool *wait)
+                  bool *wait, struct gstore_pos *pos)
 {
     struct partition *p = group_part(b, group);
     if (!p)
         return KERR_COORDINATOR_NOT_AVAILABLE;
     if (cluster_check_leader(b, p))
         return KERR_NOT_COORDINATOR; /* the group's partition is led elsewhere now */
+    if (p->repl && p->repl->nisr < cluster_min_isr(b, p->topic))
+        return KERR_COORDINATOR_NOT_AVAILABLE; /* Kafka: NOT_ENOUGH_REPLICAS, as the coordinator says it */
     struct obuf batch;
     obuf_init(&batch);
     int64_t now = clock_wall_ms();
@@ -84,11 +86,43 @@ static int append(struct broker *b, const char *group, const struct records_rec 
         *nfds = plog_take_dirty_fds(p->log, fds, 2, now);
         *wait = t->settings.flush_messages == 1;
     }
+    if (pos)
+        *pos = (struct gstore_pos){p, p->log->next_offset, p->repl ? p->repl->leader_epoch : -1, p->repl != NULL};
+    /* With no follower in the ISR the write is already as replicated as it
+     * gets: move the high watermark now (Kafka does this on every append). */
+    if (p->repl)
+        repl_update_hw(b, p);
     return 0;
 }
 
+int gstore_wait(struct broker *b, struct request *r, const struct gstore_pos *pos, struct repl_wait *w,
+                int16_t *err, void (*done)(struct request *r))
+{
+    if (!b->cluster || !pos->part || !pos->replicated)
+        return 1;
+    *w = (struct repl_wait){pos->part, pos->log_end, pos->leader_epoch, err, false};
+    return repl_park_produce(b, r, w, 1, clock_mono_ms() + b->coord->commit_timeout_ms, done);
+}
+
+int gstore_commit_error(int wait_err)
+{
+    switch (wait_err) {
+    case 0:
+        return 0;
+    case KERR_NOT_LEADER_OR_FOLLOWER:
+    case KERR_KAFKA_STORAGE_ERROR:
+    case KERR_REQUEST_TIMED_OUT:
+        return KERR_NOT_COORDINATOR;
+    case KERR_UNKNOWN_TOPIC_OR_PARTITION:
+    case KERR_NOT_ENOUGH_REPLICAS:
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    default:
+        return wait_err;
+    }
+}
+
 int gstore_write_offsets(struct broker *b, struct group *g, const struct gstore_commit *c, int n,
-                         int64_t commit_ms, int *fds, int *nfds, bool *wait)
+                         int64_t commit_ms, int *fds, int *nfds, bool *wait, struct gstore_pos *pos)
 {
     struct obuf keys, vals;
     obuf_init(&keys);
@@ -115,7 +149,7 @@ int gstore_write_offsets(struct broker *b, struct group *g, const struct gstore_
     for (int i = 0; i < n; i++)
         recs[i] = (struct records_rec){keys.data + koff[i], (int32_t)(koff[i + 1] - koff[i]), vals.data + voff[i],
                                        (int32_t)(voff[i + 1] - voff[i]), commit_ms, NULL, 0};
-    rc = append(b, g->id, recs, n, fds, nfds, wait);
+    rc = append(b, g->id, recs, n, fds, nfds, wait, pos);
 out:
     xfree(koff);
     xfree(voff);
@@ -141,7 +175,7 @@ int gstore_delete_offsets(struct broker *b, struct group *g, const struct gstore
         int64_t now = clock_wall_ms();
         for (int i = 0; i < n; i++)
             recs[i] = (struct records_rec){keys.data + koff[i], (int32_t)(koff[i + 1] - koff[i]), NULL, -1, now, NULL, 0};
-        rc = keys.oom ? KERR_UNKNOWN_SERVER_ERROR : append(b, g->id, recs, n, NULL, NULL, NULL);
+        rc = keys.oom ? KERR_UNKNOWN_SERVER_ERROR : append(b, g->id, recs, n, NULL, NULL, NULL, NULL);
     }
     xfree(koff);
     xfree(recs);
@@ -149,7 +183,7 @@ int gstore_delete_offsets(struct broker *b, struct group *g, const struct gstore
     return rc;
 }
 
-int gstore_write_group(struct broker *b, struct group *g)
+int gstore_write_group(struct broker *b, struct group *g, struct gstore_pos *pos)
 {
     struct obuf key, val;
     obuf_init(&key);
@@ -180,7 +214,7 @@ int gstore_write_group(struct broker *b, struct group *g)
     int rc = KERR_UNKNOWN_SERVER_ERROR;
     if (!key.oom && !val.oom) {
         struct records_rec rec = {key.data, (int32_t)key.len, val.data, (int32_t)val.len, clock_wall_ms(), NULL, 0};
-        rc = append(b, g->id, &rec, 1, NULL, NULL, NULL);
+        rc = append(b, g->id, &rec, 1, NULL, NULL, NULL, pos);
     }
     obuf_free(&key);
     obuf_free(&val);
@@ -205,7 +239,7 @@ int gstore_delete_group(struct broker *b, struct group *g)
     obuf_init(&key);
     group_key(&key, g->id);
     struct records_rec rec = {key.data, (int32_t)key.len, NULL, -1, clock_wall_ms(), NULL, 0};
-    rc = key.oom ? -1 : append(b, g->id, &rec, 1, NULL, NULL, NULL);
+    rc = key.oom ? -1 : append(b, g->id, &rec, 1, NULL, NULL, NULL, NULL);
     obuf_free(&key);
     return rc ? -1 : 0;
 }
@@ -223,7 +257,8 @@ static struct group *replay_group(struct broker *b, kstr id)
     return g;
 }
 
-static void replay_record(struct broker *b, const struct records_record_view *rv)
+/* log_end: the log end after the record's batch. */
+static void replay_record(struct broker *b, const struct records_record_view *rv, int64_t log_end)
 {
     struct kread k;
     kread_init(&k, rv->key, rv->key_len > 0 ? (size_t)rv->key_len : 0);
@@ -256,7 +291,7 @@ static void replay_record(struct broker *b, const struct records_record_view *rv
             return;
         char mbuf[4200];
         snprintf(mbuf, sizeof mbuf, "%.*s", meta.len > 0 ? meta.len : 0, meta.ptr ? meta.ptr : "");
-        group_set_offset(g, tname, partition, offset, epoch, mbuf, ts);
+        group_set_offset(g, tname, partition, offset, epoch, mbuf, ts, log_end);
     } else if (kv == 2) {
         if (rv->value_len < 0) {
             group_forget(b, group); /* deleted (its offsets' tombstones came first) */
@@ -311,7 +346,7 @@ static int replay_batch(void *arg, const uint8_t *batch, size_t n)
         for (int32_t i = 0; i < bi.record_count && p < end; i++) {
             if (records_record_next(&p, end, &rv) < 0)
                 break;
-            replay_record(b, &rv);
+            replay_record(b, &rv, bi.base_offset + bi.last_offset_delta + 1);
         }
     }
     obuf_free(&scratch);
@@ -379,6 +414,10 @@ int gstore_open(struct broker *b, char *err, size_t errlen)
     int64_t n;
     if (offsets_partitions(b, &n, err, errlen) < 0)
         return -1;
+    /* In a cluster a partition's groups are loaded when this broker starts
+     * leading it (gstore_partition_led), not here. */
+    if (b->cluster)
+        return 0;
     /* Created on the first group write (gstore_topic), as Kafka does: its
      * 50 partitions cost a fresh broker tens of milliseconds of mkdir and
      * file creation before it could listen. */
@@ -395,4 +434,119 @@ int gstore_open(struct broker *b, char *err, size_t errlen)
     log_info("loaded %d consumer groups from %s in %lld ms", b->coord->ngroups, GSTORE_TOPIC,
              (long long)(clock_mono_ms() - t0));
     return 0;
+}
+
+/* ---- cluster mode: groups follow the partitions' leadership ------------ */
+
+/* The load state of partition index, grown on demand; NULL when out of
+ * memory. */
+static struct coord_load *load_slot(struct coordinator *c, int32_t index)
+{
+    if (index >= c->nloads) {
+        int n = index + 1;
+        struct coord_load *nl = xrealloc(c->loads, (size_t)n * sizeof *nl);
+        if (!nl)
+            return NULL;
+        memset(nl + c->nloads, 0, (size_t)(n - c->nloads) * sizeof *nl);
+        c->loads = nl;
+        c->nloads = n;
+    }
+    return &c->loads[index];
+}
+
+/* Whether p's groups are in memory for its current leadership. */
+static bool is_loaded(const struct coordinator *c, const struct partition *p)
+{
+    if (p->index >= c->nloads || !c->loads[p->index].loaded)
+        return false;
+    const struct coord_load *ld = &c->loads[p->index];
+    return ld->leader_epoch == (p->repl ? p->repl->leader_epoch : -1) &&
+           memcmp(&ld->topic_id, &p->topic->id, sizeof ld->topic_id) == 0;
+}
+
+static void unload_partition(struct broker *b, int32_t index, int32_t npartitions)
+{
+    struct coordinator *c = b->coord;
+    int n = coord_unload(b, index, npartitions);
+    if (index < c->nloads && c->loads[index].loaded) {
+        c->loads[index].loaded = false;
+        log_info("no longer coordinating the groups of %s-%d (%d dropped)", GSTORE_TOPIC, index, n);
+    }
+}
+
+void gstore_partition_led(struct broker *b, struct partition *p, bool leading)
+{
+    struct coordinator *c = b->coord;
+    if (!c || !b->cluster || !p || !p->topic || strcmp(p->topic->name, GSTORE_TOPIC) != 0)
+        return;
+    if (!leading) {
+        unload_partition(b, p->index, p->topic->npartitions);
+        return;
+    }
+    if (is_loaded(c, p))
+        return; /* the same leadership: memory is ahead of nothing */
+    /* Led again at a new epoch (or a new topic): others may have written to
+     * the log since it was loaded, so the log is the truth again. */
+    unload_partition(b, p->index, p->topic->npartitions);
+    struct coord_load *ld = load_slot(c, p->index);
+    if (!ld) {
+        log_error("out of memory loading the groups of %s-%d", GSTORE_TOPIC, p->index);
+        return;
+    }
+    int before = c->ngroups;
+    int64_t t0 = clock_mono_ms();
+    if (plog_for_each_batch(p->log, 0, replay_batch, b) < 0) {
+        log_error("cannot read %s-%d: its groups stay unavailable", GSTORE_TOPIC, p->index);
+        coord_unload(b, p->index, p->topic->npartitions);
+        return;
+    }
+    ld->loaded = true;
+    ld->leader_epoch = p->repl ? p->repl->leader_epoch : -1;
+    ld->topic_id = p->topic->id;
+    log_info("coordinating the groups of %s-%d: loaded %d in %lld ms", GSTORE_TOPIC, p->index, c->ngroups - before,
+             (long long)(clock_mono_ms() - t0));
+}
+
+int gstore_check_coordinator(struct broker *b, kstr group_id)
+{
+    if (!b->cluster)
+        return 0; /* alone: it coordinates every group */
+    struct topic *t = catalog_find(&b->cat, GSTORE_TOPIC, strlen(GSTORE_TOPIC));
+    if (!t) {
+        if (meta_image_topic(cluster_image(b), GSTORE_TOPIC, strlen(GSTORE_TOPIC)))
+            return KERR_NOT_COORDINATOR; /* this broker holds none of it */
+        gstore_topic(b);                 /* asks the controller to create it */
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    struct partition *p =
+        t->parts[group_partition_for(group_id.ptr, group_id.len > 0 ? (size_t)group_id.len : 0, t->npartitions)];
+    if (cluster_check_leader(b, p))
+        return KERR_NOT_COORDINATOR;
+    if (!is_loaded(b->coord, p))
+        gstore_partition_led(b, p, true);
+    return is_loaded(b->coord, p) ? 0 : KERR_COORDINATOR_LOAD_IN_PROGRESS;
+}
+
+void gstore_tick(struct broker *b)
+{
+    struct coordinator *c = b->coord;
+    if (!b->cluster || !c->nloads)
+        return;
+    struct topic *t = catalog_find(&b->cat, GSTORE_TOPIC, strlen(GSTORE_TOPIC));
+    for (int32_t i = 0; i < c->nloads; i++) {
+        if (!c->loads[i].loaded)
+            continue;
+        struct partition *p = t && i < t->npartitions ? t->parts[i] : NULL;
+        if (p && !cluster_check_leader(b, p) && is_loaded(c, p))
+            continue;
+        if (!p) {
+            /* the topic went: nothing of it is coordinated here */
+            coord_unload(b, -1, 0);
+            for (int k = 0; k < c->nloads; k++)
+                c->loads[k].loaded = false;
+            log_info("%s is gone: no longer coordinating any group", GSTORE_TOPIC);
+            return;
+        }
+        unload_partition(b, i, t->npartitions);
+    }
 }

@@ -1,6 +1,8 @@
 /* handle_describe_groups.c: DescribeGroups (key 15), v0-4.  An unknown
- * group is described as Dead with no error, as Kafka does. */
+ * group is described as Dead with no error, as Kafka does; one this broker
+ * does not coordinate carries NOT_COORDINATOR. */
 #include "broker/group.h"
+#include "broker/group_store.h"
 #include "broker/handler.h"
 
 int handle_describe_groups(struct broker *b, struct request *r)
@@ -17,11 +19,19 @@ int handle_describe_groups(struct broker *b, struct request *r)
         struct DescribeGroupsResponse_DescribedGroup *dg = &resp.Groups.items[i];
         dg->GroupId = req.Groups.items[i];
         dg->AuthorizedOperations = INT32_MIN;
-        struct group *g = coord_find(b, req.Groups.items[i]);
         if (req.Groups.items[i].len <= 0) {
             dg->ErrorCode = KERR_INVALID_GROUP_ID;
             continue;
         }
+        int cerr = gstore_check_coordinator(b, req.Groups.items[i]);
+        if (cerr) {
+            dg->ErrorCode = (int16_t)cerr;
+            dg->GroupState = kstr_c("");
+            dg->ProtocolType = kstr_c("");
+            dg->ProtocolData = kstr_c("");
+            continue;
+        }
+        struct group *g = coord_find(b, req.Groups.items[i]);
         if (!g) {
             dg->GroupState = kstr_c("Dead");
             dg->ProtocolType = kstr_c("");

@@ -1,6 +1,8 @@
 /* handle_leave_group.c: LeaveGroup (key 13), v0-3.  v0-2 name one member;
- * v3+ a batch of members (by member id or group instance id). */
+ * v3+ a batch of members (by member id or group instance id).  A group this
+ * broker does not coordinate gets NOT_COORDINATOR and no member results. */
 #include "broker/group.h"
+#include "broker/group_store.h"
 #include "broker/handler.h"
 
 int handle_leave_group(struct broker *b, struct request *r)
@@ -11,9 +13,12 @@ int handle_leave_group(struct broker *b, struct request *r)
         return API_CLOSE;
     struct LeaveGroupResponse resp;
     LeaveGroupResponse_init(&resp);
-    struct group *g = coord_find(b, req.GroupId);
+    int cerr = req.GroupId.len > 0 ? gstore_check_coordinator(b, req.GroupId) : 0;
+    struct group *g = cerr ? NULL : coord_find(b, req.GroupId);
     if (req.GroupId.len <= 0) {
         resp.ErrorCode = KERR_INVALID_GROUP_ID;
+    } else if (cerr) {
+        resp.ErrorCode = (int16_t)cerr;
     } else if (v < 3) {
         resp.ErrorCode = g ? (int16_t)group_leave_member(b, g, req.MemberId, (kstr){NULL, -1})
                            : KERR_UNKNOWN_MEMBER_ID;

@@ -1,4 +1,6 @@
-/* handle_list_groups.c: ListGroups (key 16), v0-2. */
+/* handle_list_groups.c: ListGroups (key 16), v0-2: the groups this broker
+ * coordinates (in a cluster only those of partitions it leads are in
+ * memory). */
 #include "broker/group.h"
 #include "broker/handler.h"
 

@@ -12,9 +12,12 @@ int handle_offset_delete(struct broker *b, struct request *r)
         return API_CLOSE;
     struct OffsetDeleteResponse resp;
     OffsetDeleteResponse_init(&resp);
-    struct group *g = coord_find(b, req.GroupId);
+    int cerr = req.GroupId.len > 0 ? gstore_check_coordinator(b, req.GroupId) : 0;
+    struct group *g = cerr ? NULL : coord_find(b, req.GroupId);
     if (req.GroupId.len <= 0)
         resp.ErrorCode = KERR_INVALID_GROUP_ID;
+    else if (cerr)
+        resp.ErrorCode = (int16_t)cerr;
     else if (!g)
         resp.ErrorCode = KERR_GROUP_ID_NOT_FOUND;
     else if (g->nmembers > 0 && (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0))

@@ -1,7 +1,9 @@
 /* handle_offset_fetch.c: OffsetFetch (key 9), v0-5.  A partition without a
  * committed offset answers -1 with no error; a null topic list (v2+) asks
- * for every partition the group has committed. */
+ * for every partition the group has committed.  Offsets are visible once
+ * stored (in a cluster: replicated). */
 #include "broker/group.h"
+#include "broker/group_store.h"
 #include "broker/handler.h"
 
 static void fill(struct OffsetFetchResponse_OffsetFetchResponsePartition *rp, const struct group_offset *o)
@@ -19,9 +21,12 @@ int handle_offset_fetch(struct broker *b, struct request *r)
         return API_CLOSE;
     struct OffsetFetchResponse resp;
     OffsetFetchResponse_init(&resp);
-    struct group *g = coord_find(b, req.GroupId);
+    int cerr = req.GroupId.len > 0 ? gstore_check_coordinator(b, req.GroupId) : 0;
+    struct group *g = cerr ? NULL : coord_find(b, req.GroupId);
     if (req.GroupId.len <= 0)
         resp.ErrorCode = KERR_INVALID_GROUP_ID;
+    else if (cerr)
+        resp.ErrorCode = (int16_t)cerr;
     if (req.Topics.count < 0) {
         /* all committed offsets, grouped by topic */
         int n = g ? g->noffsets : 0;

@@ -151,6 +151,8 @@ static int append_one(struct broker *b, struct request *r, struct partition *par
     pr->BaseOffset = base;
     pr->LogStartOffset = part->log->log_start_offset;
     *end_offset = part->log->next_offset;
+    if (part->repl)
+        repl_update_hw(b, part); /* an ISR of the leader alone: committed now */
     b->appends++;
     metrics_add(b->m.records_in, bi.record_count);
     return 0;

@@ -55,6 +55,10 @@ enum {
 
 static const char usage_text[] =
     "usage: shopstream cluster status [--json]\n"
+    "       shopstream cluster reassign TOPIC PARTITION BROKER[,BROKER...]|cancel [--wait]\n"
+    "       shopstream cluster reassignments\n"
+    "       shopstream cluster remove-broker BROKER\n"
+    "  (see shopstream cluster reassign --help)\n"
     "\n"
     "The health of any Kafka cluster, from one Metadata request: the cluster id, the\n"
     "active controller, every live broker, topic and partition counts, and each\n"
@@ -98,9 +102,10 @@ struct health {
     const struct rd_kafka_metadata_broker **brokers; /* sorted by id */
     int ntopics;
     size_t npartitions;
-    struct part_ref *offline; /* partitions without a leader, sorted */
+    struct part_ref *offline; /* partitions without a live leader, sorted */
     size_t noffline;
-    struct part_ref *under;   /* led, but ISR smaller than replicas, sorted */
+    struct part_ref *under;   /* led, but the ISR is smaller than the replicas or a
+                               * replica's broker is not live; sorted */
     size_t nunder;
 };
 
@@ -431,15 +436,21 @@ int cmd_cluster(int argc, char **argv)
 {
     static const struct client_subcommand subs[] = {
         {"status", 0},
+        {"reassign", 0},
+        {"reassignments", 0},
+        {"remove-broker", 0},
     };
     struct status_args a;
     size_t s;
     int rc, r;
-    int picked = client_pick_subcommand("shopstream cluster", usage_text, "status", subs,
+    int picked = client_pick_subcommand("shopstream cluster", usage_text,
+                                        "status, reassign, reassignments or remove-broker", subs,
                                         sizeof subs / sizeof subs[0], argc, argv, &s);
 
     if (picked >= 0)
         return picked;
+    if (s > 0)
+        return cluster_admin(argc - 1, argv + 1);
     memset(&a, 0, sizeof a);
     client_opts_init(&a.co);
     a.co.timeout_ms = CLUSTER_STATUS_TIMEOUT_MS;

@@ -7,6 +7,9 @@
 int cmd_broker(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+/* cluster reassign|reassignments|remove-broker (cluster_admin.c); argv[0] is the subcommand. */
+int cluster_admin(int argc, char **argv);
+const char *cluster_admin_usage(void);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_group(int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/group_store.h"
 #include "broker/handler.h"
 #include "cluster/cluster_int.h"
 #include "common/alloc.h"
@@ -282,11 +283,15 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
     for (int32_t i = 0; i < mt->npartitions; i++)
         mine = mine || has_replica(&mt->parts[i], c->node_id);
     struct topic *t = catalog_find(&b->cat, mt->name, strlen(mt->name));
+    bool offsets = !strcmp(mt->name, GSTORE_TOPIC); /* group coordinators move with its leaders */
     if (t && memcmp(&t->id, &mt->id, sizeof t->id) != 0) {
         /* deleted and created again while we were away: the old log goes */
-        for (int32_t i = 0; i < t->npartitions; i++)
+        for (int32_t i = 0; i < t->npartitions; i++) {
             if (t->parts[i]->repl)
                 repl_fail_parked(b, t->parts[i], KERR_NOT_LEADER_OR_FOLLOWER);
+            if (offsets)
+                gstore_partition_led(b, t->parts[i], false);
+        }
         log_info("topic %s was recreated with a new id; removing the old log", mt->name);
         catalog_delete(&b->cat, t);
         t = NULL;
@@ -313,6 +318,8 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
         if (!has_replica(mp, c->node_id)) {
             if (part->repl) {
                 repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
+                if (offsets && part->repl->is_leader)
+                    gstore_partition_led(b, part, false);
                 xfree(part->repl);
                 part->repl = NULL;
             }
@@ -329,6 +336,8 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
             r->leader_epoch = -1;
             r->hw = 0;
         }
+        bool replicas_changed = r->nreplicas != mp->nreplicas ||
+                                memcmp(r->replicas, mp->replicas, (size_t)mp->nreplicas * sizeof *mp->replicas) != 0;
         copy_ids(r->replicas, &r->nreplicas, mp->replicas, mp->nreplicas);
         copy_ids(r->isr, &r->nisr, mp->isr, mp->nisr);
         r->partition_epoch = mp->partition_epoch;
@@ -339,8 +348,12 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
             r->is_leader = mp->leader == c->node_id;
             if (was_leader)
                 repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
+            if (was_leader && !r->is_leader && offsets)
+                gstore_partition_led(b, part, false);
             if (r->is_leader) {
                 repl_become_leader(b, part);
+                if (offsets)
+                    gstore_partition_led(b, part, true);
                 log_info("leading %s-%d at epoch %d (log end %lld)", mt->name, i, r->leader_epoch,
                          (long long)part->log->next_offset);
             } else {
@@ -350,6 +363,8 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
                 log_debug("following %s-%d, leader %d at epoch %d", mt->name, i, r->leader, r->leader_epoch);
             }
         } else if (r->is_leader) {
+            if (replicas_changed)
+                repl_replicas_changed(b, part);
             repl_update_hw(b, part); /* the ISR may have changed */
         }
     }
@@ -379,9 +394,12 @@ static void delete_vanished(struct broker *b, const kuuid *before, int nbefore)
             struct topic *t = b->cat.topics[i];
             if (memcmp(&t->id, &before[k], sizeof t->id) != 0)
                 continue;
-            for (int32_t p = 0; p < t->npartitions; p++)
+            for (int32_t p = 0; p < t->npartitions; p++) {
                 if (t->parts[p]->repl)
                     repl_fail_parked(b, t->parts[p], KERR_UNKNOWN_TOPIC_OR_PARTITION);
+                if (!strcmp(t->name, GSTORE_TOPIC))
+                    gstore_partition_led(b, t->parts[p], false);
+            }
             log_info("topic %s deleted by the cluster", t->name);
             catalog_delete(&b->cat, t);
             break;
@@ -520,6 +538,12 @@ int32_t cluster_min_isr(const struct broker *b, const struct topic *t)
     if (v)
         return (int32_t)atoi(v);
     return b->cluster ? b->cluster->min_isr : 1;
+}
+
+void cluster_forget_member(struct broker *b, int32_t id)
+{
+    (void)b;
+    (void)id; /* Raft membership of non-voters: see raft_node_remove */
 }
 
 /* ---- registration and heartbeats to the active controller ---- */

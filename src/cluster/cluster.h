@@ -125,5 +125,8 @@ void cluster_request_auto_create_with(struct broker *b, const char *name, int32_
 int handle_broker_registration(struct broker *b, struct request *r);
 int handle_broker_heartbeat(struct broker *b, struct request *r);
 int handle_alter_partition(struct broker *b, struct request *r);
+int handle_alter_partition_reassignments(struct broker *b, struct request *r);
+int handle_list_partition_reassignments(struct broker *b, struct request *r);
+int handle_unregister_broker(struct broker *b, struct request *r);
 
 #endif

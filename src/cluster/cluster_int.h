@@ -123,11 +123,18 @@ void controller_became(struct broker *b);
  * Kafka error code. */
 int controller_heartbeat(struct broker *b, int32_t id, int64_t epoch, int64_t metadata_offset, bool *fenced);
 
+/* reassign.c: the controller finishes reassignments */
+void reassign_tick(struct broker *b);
+/* cluster.c: a broker left the cluster: it leaves the Raft membership too */
+void cluster_forget_member(struct broker *b, int32_t id);
+
 /* cluster.c: this broker's registration and heartbeats */
 void cluster_send_heartbeat(struct broker *b);
 
 /* replication.c */
 void repl_become_leader(struct broker *b, struct partition *p);
+/* The replica set of a led partition changed (reassignment). */
+void repl_replicas_changed(struct broker *b, struct partition *p);
 void repl_check_isr(struct broker *b);
 void repl_fail_parked(struct broker *b, struct partition *p, int err);
 void repl_tick(struct broker *b);

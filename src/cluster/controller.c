@@ -243,6 +243,8 @@ void controller_tick(struct broker *b)
         for (int32_t p = 0; p < t->npartitions; p++)
             check_partition(c, t, p, rebalance);
     }
+    if (c->pending_changes == 0)
+        reassign_tick(b);
 }
 
 /* ---- requests parked until their command commits ---- */
@@ -288,8 +290,16 @@ int cluster_create_topic(struct broker *b, const char *name, int32_t partitions,
         snprintf(err, errlen, "Topic '%s' already exists.", name);
         return KERR_TOPIC_ALREADY_EXISTS;
     }
-    if (rf <= 0)
-        rf = strncmp(name, "__", 2) ? c->default_rf : c->offsets_rf;
+    if (rf <= 0 && !strncmp(name, "__", 2)) {
+        /* internal topics: offsets.topic.replication.factor, at most the
+         * brokers there are (a small cluster still gets its groups) */
+        int32_t live = 0;
+        for (int i = 0; i < c->img.nbrokers; i++)
+            live += !c->img.brokers[i].fenced;
+        rf = c->offsets_rf < live ? c->offsets_rf : live > 0 ? live : 1;
+    } else if (rf <= 0) {
+        rf = c->default_rf;
+    }
     if (partitions < 1 || partitions > 100000) {
         snprintf(err, errlen, "Number of partitions must be between 1 and 100000.");
         return KERR_INVALID_PARTITIONS;

@@ -1,8 +1,10 @@
 /* raft_node.c: see raft_node.h.  Everything that touches libraft or libuv
  * runs on the node's own thread: setup, the loop, the fsm callbacks and the
- * close.  Other threads reach it through a mutex-protected queue of
- * proposals and a uv_async_t.  The leader is found by polling raft_leader
- * from a timer, which is simpler than a tracer and cheap at 20 ms. */
+ * close.  Other threads reach it through mutex-protected queues of proposals
+ * and membership changes and a uv_async_t.  The leader is found by polling
+ * raft_leader from a timer, which is simpler than a tracer and cheap at
+ * 20 ms; the same tick copies the configuration out for raft_node_members
+ * and retries membership changes that had to wait. */
 #include "cluster/raft_node.h"
 
 #include <assert.h>
@@ -31,6 +33,7 @@
 #define ENTRY_FORMAT 1
 #define ENTRY_MAX (UINT32_MAX - 8)
 #define SNAP_HDR 16
+#define MEMBER_ADDR sizeof(((struct raft_node_member *)0)->address)
 static const unsigned char snap_magic[8] = {'R', 'N', 'S', '1', 0, 0, 0, 0};
 
 /* A proposal from raft_node_propose, queued until the raft thread submits it. */
@@ -42,6 +45,25 @@ struct prop {
     struct raft_node *node;
     struct prop *next;
 };
+
+/* A membership change from raft_node_add or raft_node_remove.  It is not a
+ * fixed script of libraft calls: each step looks at the configuration as it
+ * is now and makes the one change that brings id closer to the target (remove
+ * it, add it as a spare, assign its role), so a step that another leader
+ * already made, or a request repeated after LEADERSHIP_LOST, is skipped. */
+struct change {
+    bool remove;               /* remove id; otherwise make it a member with role at address */
+    uint64_t id;               /* the member's node.id */
+    char address[MEMBER_ADDR]; /* add only */
+    int role;                  /* add only: RAFT_VOTER or RAFT_STANDBY */
+    void (*done)(void *arg, int status);
+    void *arg;
+    struct change *next;
+};
+
+/* What a change step did, besides finishing with a raft_node_status. */
+#define STEP_STARTED 1 /* a libraft change is in flight; on_change continues */
+#define STEP_WAIT 2    /* not yet possible (barrier, another change uncommitted): retry on the tick */
 
 struct raft_node {
     uint64_t id;
@@ -55,14 +77,19 @@ struct raft_node {
     char err[512];                      /* setup's error message */
     const struct raft_node_config *cfg; /* borrowed during raft_node_start */
     struct prop *queue, *queue_tail;    /* proposals not yet seen by the raft thread */
-    bool stopping;                      /* raft_node_stop was called; queue takes no more */
+    struct change *cqueue, *cqueue_tail; /* membership changes not yet seen by the raft thread */
+    bool stopping;                      /* raft_node_stop was called; queues take no more */
+    /* The configuration for raft_node_members, nmembers long in an owned
+     * (xmalloc) array of members_cap; only the raft thread writes it. */
+    struct raft_node_member *members;
+    int nmembers, members_cap;
 
     _Atomic uint64_t leader; /* published leader id, 0 unknown */
 
     /* Raft thread only. */
     uv_loop_t loop;
-    uv_async_t wake; /* new proposals, or stop */
-    uv_timer_t poll; /* leader polling */
+    uv_async_t wake; /* new proposals or changes, or stop */
+    uv_timer_t poll; /* leader polling, members copy, waiting changes */
     struct raft_uv_transport transport;
     struct raft_io io;
     struct raft_fsm rfsm;
@@ -76,6 +103,9 @@ struct raft_node {
     struct raft_buffer snap_bufs[2];  /* header + the caller's data, until finalized */
     unsigned char snap_hdr[SNAP_HDR]; /* magic and index of the snapshot in flight */
     void *snap_data;                  /* owned (xmalloc): the caller's snapshot in flight */
+    struct change *changes, *changes_tail; /* changes in request order; the head is the one running */
+    struct raft_change creq;               /* libraft's request for the head's step in flight */
+    bool change_busy;                      /* creq is with libraft; on_change will run */
 };
 
 static void put_le64(unsigned char *p, uint64_t v)
@@ -197,6 +227,8 @@ static void publish(struct raft_node *n, uint64_t leader)
 }
 
 static void on_poll(uv_timer_t *t);
+static void members_refresh(struct raft_node *n);
+static void changes_run(struct raft_node *n);
 
 static void on_barrier(struct raft_barrier *req, int status)
 {
@@ -242,6 +274,8 @@ static void on_poll(uv_timer_t *t)
         }
     }
     publish(n, leader);
+    members_refresh(n);
+    changes_run(n);
 }
 
 /* ---- proposals ---- */
@@ -289,6 +323,209 @@ static void prop_submit(struct raft_node *n, struct prop *p)
     }
 }
 
+/* ---- membership ---- */
+
+static enum raft_node_role role_of(int raft_role)
+{
+    switch (raft_role) {
+    case RAFT_VOTER:
+        return RAFT_NODE_VOTER;
+    case RAFT_STANDBY:
+        return RAFT_NODE_STANDBY;
+    default:
+        return RAFT_NODE_SPARE;
+    }
+}
+
+static bool member_same(const struct raft_node_member *m, const struct raft_server *s)
+{
+    return m->id == s->id && m->role == role_of(s->role) && strncmp(m->address, s->address, sizeof m->address) == 0;
+}
+
+/* Copies raft's current configuration for raft_node_members if it changed.
+ * Only this thread writes the copy, so it compares without the lock. */
+static void members_refresh(struct raft_node *n)
+{
+    const struct raft_configuration *conf = &n->raft.configuration;
+    bool same = (unsigned)n->nmembers == conf->n;
+    for (unsigned i = 0; same && i < conf->n; i++)
+        same = member_same(&n->members[i], &conf->servers[i]);
+    if (same)
+        return;
+
+    pthread_mutex_lock(&n->mu);
+    if ((unsigned)n->members_cap < conf->n) {
+        struct raft_node_member *m = xrealloc(n->members, conf->n * sizeof *m);
+        if (!m) {
+            pthread_mutex_unlock(&n->mu);
+            log_warn("raft %llu: out of memory copying the configuration", (unsigned long long)n->id);
+            return; /* the old copy stays; the next tick tries again */
+        }
+        n->members = m;
+        n->members_cap = (int)conf->n;
+    }
+    for (unsigned i = 0; i < conf->n; i++) {
+        struct raft_node_member *m = &n->members[i];
+        m->id = conf->servers[i].id;
+        snprintf(m->address, sizeof m->address, "%s", conf->servers[i].address);
+        m->role = role_of(conf->servers[i].role);
+    }
+    n->nmembers = (int)conf->n;
+    pthread_mutex_unlock(&n->mu);
+    log_debug("raft %llu: configuration has %u members", (unsigned long long)n->id, conf->n);
+}
+
+static const struct raft_server *conf_get(const struct raft_configuration *conf, uint64_t id)
+{
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id == id)
+            return &conf->servers[i];
+    return NULL;
+}
+
+/* Another member than id has address. */
+static bool conf_address_taken(const struct raft_configuration *conf, uint64_t id, const char *address)
+{
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id != id && strcmp(conf->servers[i].address, address) == 0)
+            return true;
+    return false;
+}
+
+static int map_change_status(struct raft_node *n, int rv)
+{
+    switch (rv) {
+    case RAFT_NOCONNECTION: /* the promotee did not catch up (libraft's tick gives up) */
+        return n->closing ? RAFT_NODE_SHUTDOWN : RAFT_NODE_NO_CATCHUP;
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+    case RAFT_BADROLE:
+        return RAFT_NODE_INVALID;
+    default:
+        return map_status(n, rv);
+    }
+}
+
+static void change_done(struct raft_node *n, struct change *c, int status)
+{
+    if (status != RAFT_NODE_OK)
+        log_info("raft %llu: %s %llu: status %d", (unsigned long long)n->id, c->remove ? "remove" : "add",
+                 (unsigned long long)c->id, status);
+    if (c->done)
+        c->done(c->arg, status);
+    xfree(c);
+}
+
+/* Pops the head, which is not with libraft, and reports status. */
+static void change_finish(struct raft_node *n, int status)
+{
+    struct change *c = n->changes;
+    assert(c && !n->change_busy);
+    n->changes = c->next;
+    if (!n->changes)
+        n->changes_tail = NULL;
+    change_done(n, c, status);
+}
+
+static void on_change(struct raft_change *req, int status)
+{
+    struct raft_node *n = req->data;
+    assert(n->change_busy);
+    n->change_busy = false;
+    if (status != 0 || n->closing)
+        change_finish(n, n->closing ? RAFT_NODE_SHUTDOWN : map_change_status(n, status));
+    /* The next step runs from the timer, not inside raft's apply loop, with
+     * the new configuration copied out first. */
+    if (!n->closing)
+        uv_timer_start(&n->poll, on_poll, 0, POLL_MS);
+}
+
+/* Makes the one libraft change that brings c closer to its target, or says
+ * it is done: STEP_STARTED, STEP_WAIT, or a raft_node_status to finish with. */
+static int change_step(struct raft_node *n, struct change *c)
+{
+    struct raft *r = &n->raft;
+    enum { DO_REMOVE, DO_ADD, DO_ASSIGN } what;
+    int rv;
+
+    if (raft_state(r) != RAFT_LEADER)
+        return RAFT_NODE_NOT_LEADER;
+    /* Raft's single-server changes are only safe once the leader committed
+     * an entry of its own term (the barrier); libraft 0.15 does not check.
+     * It does refuse while a change is uncommitted (one from the previous
+     * leader included) or a promotion is catching up: wait for those rather
+     * than fail. */
+    if (n->ready_term != r->current_term || r->configuration_uncommitted_index != 0 ||
+        r->leader_state.promotee_id != 0)
+        return STEP_WAIT;
+
+    const struct raft_server *s = conf_get(&r->configuration, c->id);
+    if (c->remove) {
+        if (!s)
+            return RAFT_NODE_OK;
+        if (c->id == n->id)
+            return RAFT_NODE_INVALID;
+        what = DO_REMOVE;
+    } else if (!s) {
+        if (conf_address_taken(&r->configuration, c->id, c->address))
+            return RAFT_NODE_INVALID;
+        what = DO_ADD; /* as a spare: libraft's only way */
+    } else if (strcmp(s->address, c->address) != 0) {
+        /* A server's address is fixed in libraft: remove, then add anew. */
+        if (c->id == n->id || conf_address_taken(&r->configuration, c->id, c->address))
+            return RAFT_NODE_INVALID;
+        what = DO_REMOVE;
+    } else if (s->role == c->role) {
+        return RAFT_NODE_OK;
+    } else {
+        if (c->id == n->id)
+            return RAFT_NODE_INVALID; /* the leader is a voter: this would demote it */
+        what = DO_ASSIGN;
+    }
+
+    unsigned long long self = n->id, id = c->id;
+    n->creq.data = n;
+    n->change_busy = true; /* before the call, should libraft ever call back from inside it */
+    switch (what) {
+    case DO_REMOVE:
+        log_info("raft %llu: removing %llu", self, id);
+        rv = raft_remove(r, &n->creq, c->id, on_change);
+        break;
+    case DO_ADD:
+        log_info("raft %llu: adding %llu at %s", self, id, c->address);
+        rv = raft_add(r, &n->creq, c->id, c->address, on_change);
+        break;
+    default:
+        log_info("raft %llu: assigning %llu the role %s", self, id, c->role == RAFT_VOTER ? "voter" : "standby");
+        rv = raft_assign(r, &n->creq, c->id, c->role, on_change);
+        /* libraft 0.15 keeps the request as the pending change when
+         * appending the entry fails, and would assert on the next change. */
+        if (rv != 0 && raft_state(r) == RAFT_LEADER && r->leader_state.change == &n->creq)
+            r->leader_state.change = NULL;
+        break;
+    }
+    if (rv == 0)
+        return STEP_STARTED; /* c may already be gone if libraft called back */
+    n->change_busy = false;
+    if (rv == RAFT_CANTCHANGE)
+        return STEP_WAIT;
+    log_warn("raft %llu: membership change for %llu: %s", self, id, raft_strerror(rv));
+    return map_change_status(n, rv);
+}
+
+/* Runs queued changes until one is in flight or has to wait. */
+static void changes_run(struct raft_node *n)
+{
+    while (n->changes && !n->change_busy && !n->closing) {
+        int st = change_step(n, n->changes);
+        if (st == STEP_STARTED || st == STEP_WAIT)
+            return;
+        change_finish(n, st);
+    }
+}
+
 /* ---- the raft thread ---- */
 
 static void on_raft_closed(struct raft *r)
@@ -301,6 +538,21 @@ static void on_raft_closed(struct raft *r)
 static void node_close(struct raft_node *n)
 {
     n->closing = true;
+    /* Queued changes fail now; the one with libraft fails when raft_close
+     * fails the leader's pending change (or already has). */
+    struct change *rest = n->changes;
+    if (n->change_busy) {
+        rest = n->changes->next;
+        n->changes->next = NULL;
+        n->changes_tail = n->changes;
+    } else {
+        n->changes = n->changes_tail = NULL;
+    }
+    while (rest) {
+        struct change *c = rest;
+        rest = c->next;
+        change_done(n, c, RAFT_NODE_SHUTDOWN);
+    }
     uv_close((uv_handle_t *)&n->wake, NULL);
     uv_close((uv_handle_t *)&n->poll, NULL);
     publish(n, 0);
@@ -314,8 +566,18 @@ static void on_wake(uv_async_t *h)
     pthread_mutex_lock(&n->mu);
     struct prop *list = n->queue;
     n->queue = n->queue_tail = NULL;
+    struct change *clist = n->cqueue, *ctail = n->cqueue_tail;
+    n->cqueue = n->cqueue_tail = NULL;
     bool stopping = n->stopping;
     pthread_mutex_unlock(&n->mu);
+
+    if (clist) {
+        if (n->changes_tail)
+            n->changes_tail->next = clist;
+        else
+            n->changes = clist;
+        n->changes_tail = ctail;
+    }
 
     while (list) {
         struct prop *p = list;
@@ -328,9 +590,11 @@ static void on_wake(uv_async_t *h)
         }
     }
     /* Nothing can be queued once stopping was seen under the lock, so the
-     * async handle may close. */
+     * async handle may close (node_close fails the changes). */
     if (stopping && !n->closing)
         node_close(n);
+    else
+        changes_run(n);
 }
 
 static void setup_fail(struct raft_node *n, const char *what, const char *msg)
@@ -392,7 +656,10 @@ static int node_setup(struct raft_node *n)
     n->raft.data = n;
 
     /* Every voter bootstraps the same configuration, so all logs start with
-     * the same entry 1.  CANTBOOTSTRAP means dir already has raft state. */
+     * the same entry 1.  CANTBOOTSTRAP means dir already has raft state.  A
+     * joining server gets entry 1 and the rest from the leader. */
+    if (cfg->join)
+        goto started;
     raft_configuration_init(&conf);
     for (int i = 0; i < cfg->nvoters; i++) {
         rv = raft_configuration_add(&conf, cfg->voters[i].id, cfg->voters[i].address, RAFT_VOTER);
@@ -411,6 +678,7 @@ static int node_setup(struct raft_node *n)
     if (rv == 0)
         log_info("raft %llu: bootstrapped %d voters in %s", (unsigned long long)n->id, cfg->nvoters, cfg->dir);
 
+started:
     raft_set_election_timeout(&n->raft, election);
     raft_set_heartbeat_timeout(&n->raft, heartbeat);
     raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);
@@ -426,6 +694,10 @@ static int node_setup(struct raft_node *n)
         setup_fail(n, "raft_start", msg);
         goto err_raft;
     }
+    if (n->raft.configuration.n == 0)
+        log_info("raft %llu: no configuration in %s yet; waiting to be added by the leader",
+                 (unsigned long long)n->id, cfg->dir);
+    members_refresh(n); /* so raft_node_members is right when start returns */
     uv_timer_start(&n->poll, on_poll, 0, POLL_MS);
     return 0;
 
@@ -459,6 +731,14 @@ static void *node_main(void *arg)
         return NULL;
 
     uv_run(&n->loop, UV_RUN_DEFAULT);
+    /* raft_close fails the change in flight; should it not, its done still
+     * runs once. */
+    if (n->change_busy) {
+        log_warn("raft %llu: libraft did not fail the membership change in flight", (unsigned long long)n->id);
+        n->change_busy = false;
+    }
+    while (n->changes)
+        change_finish(n, RAFT_NODE_SHUTDOWN);
     int rv = uv_loop_close(&n->loop);
     if (rv != 0)
         log_warn("raft %llu: uv_loop_close: %s", (unsigned long long)n->id, uv_strerror(rv));
@@ -479,7 +759,7 @@ static int check_config(const struct raft_node_config *cfg, const struct raft_no
         snprintf(err, errlen, "raft: id, dir and address are required");
         return -1;
     }
-    if (cfg->nvoters < 1 || !cfg->voters) {
+    if (cfg->nvoters < (cfg->join ? 0 : 1) || (cfg->nvoters > 0 && !cfg->voters)) {
         snprintf(err, errlen, "raft: no voters");
         return -1;
     }
@@ -491,10 +771,11 @@ static int check_config(const struct raft_node_config *cfg, const struct raft_no
         }
         self |= cfg->voters[i].id == cfg->id;
     }
-    if (!self) {
-        /* libraft 0.15 has no observers: a node outside the voter set would
-         * never hear of the cluster. */
-        snprintf(err, errlen, "raft: node %llu is not among the voters", (unsigned long long)cfg->id);
+    if (!self && !cfg->join) {
+        /* It would never hear of the cluster: a server outside the voter
+         * set must join (be added by the leader). */
+        snprintf(err, errlen, "raft: node %llu is not among the voters (and not in join mode)",
+                 (unsigned long long)cfg->id);
         return -1;
     }
     unsigned election = cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000;
@@ -607,6 +888,65 @@ int raft_node_propose(struct raft_node *n, const void *buf, size_t len,
     return 0;
 }
 
+static int change_queue(struct raft_node *n, struct change *c)
+{
+    pthread_mutex_lock(&n->mu);
+    if (n->stopping) {
+        pthread_mutex_unlock(&n->mu);
+        xfree(c);
+        return -1;
+    }
+    if (n->cqueue_tail)
+        n->cqueue_tail->next = c;
+    else
+        n->cqueue = c;
+    n->cqueue_tail = c;
+    uv_async_send(&n->wake); /* under the lock, as in raft_node_propose */
+    pthread_mutex_unlock(&n->mu);
+    return 0;
+}
+
+int raft_node_add(struct raft_node *n, uint64_t id, const char *address, bool voter,
+                  void (*done)(void *arg, int status), void *arg)
+{
+    if (!id || !address || !address[0] || strlen(address) >= MEMBER_ADDR)
+        return -1;
+    struct change *c = xcalloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->id = id;
+    memcpy(c->address, address, strlen(address) + 1);
+    c->role = voter ? RAFT_VOTER : RAFT_STANDBY;
+    c->done = done;
+    c->arg = arg;
+    return change_queue(n, c);
+}
+
+int raft_node_remove(struct raft_node *n, uint64_t id, void (*done)(void *arg, int status), void *arg)
+{
+    if (!id)
+        return -1;
+    struct change *c = xcalloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->remove = true;
+    c->id = id;
+    c->done = done;
+    c->arg = arg;
+    return change_queue(n, c);
+}
+
+int raft_node_members(struct raft_node *n, struct raft_node_member *out, int max)
+{
+    pthread_mutex_lock(&n->mu);
+    int count = n->nmembers;
+    int copy = count < max ? count : max;
+    if (copy > 0 && out)
+        memcpy(out, n->members, (size_t)copy * sizeof *out);
+    pthread_mutex_unlock(&n->mu);
+    return count;
+}
+
 uint64_t raft_node_leader(const struct raft_node *n)
 {
     return atomic_load(&n->leader);
@@ -626,7 +966,8 @@ void raft_node_stop(struct raft_node *n)
     uv_async_send(&n->wake);
     pthread_mutex_unlock(&n->mu);
     pthread_join(n->thread, NULL);
-    assert(n->queue == NULL && n->snap_data == NULL);
+    assert(n->queue == NULL && n->cqueue == NULL && n->changes == NULL && n->snap_data == NULL);
+    xfree(n->members);
     pthread_cond_destroy(&n->cv);
     pthread_mutex_destroy(&n->mu);
     xfree(n);

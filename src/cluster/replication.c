@@ -67,6 +67,26 @@ void repl_become_leader(struct broker *b, struct partition *p)
 
 static void complete_parked(struct broker *b);
 
+void repl_replicas_changed(struct broker *b, struct partition *p)
+{
+    struct replica *r = p->repl;
+    struct replica_peer old[CLUSTER_MAX_REPLICAS];
+    int nold = r->npeers;
+    memcpy(old, r->peers, (size_t)nold * sizeof *old);
+    r->npeers = 0;
+    for (int i = 0; i < r->nreplicas; i++) {
+        if (r->replicas[i] == b->node_id)
+            continue;
+        struct replica_peer *f = &r->peers[r->npeers++];
+        memset(f, 0, sizeof *f);
+        f->id = r->replicas[i];
+        f->leo = -1;
+        for (int k = 0; k < nold; k++)
+            if (old[k].id == f->id)
+                *f = old[k]; /* a replica that stays keeps what we know of it */
+    }
+}
+
 void repl_update_hw(struct broker *b, struct partition *p)
 {
     struct replica *r = p->repl;

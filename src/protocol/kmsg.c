@@ -30,11 +30,14 @@ static const struct kmsg_api apis[] = {
     {37, "CreatePartitions", 0, 3, 2},
     {42, "DeleteGroups", 0, 2, 2},
     {44, "IncrementalAlterConfigs", 0, 1, 1},
+    {45, "AlterPartitionReassignments", 0, 0, 0},
+    {46, "ListPartitionReassignments", 0, 0, 0},
     {47, "OffsetDelete", 0, 0, -1},
     {56, "AlterPartition", 0, 3, 0},
     {60, "DescribeCluster", 0, 1, 0},
     {62, "BrokerRegistration", 0, 3, 0},
     {63, "BrokerHeartbeat", 0, 1, 0},
+    {64, "UnregisterBroker", 0, 0, 0},
 };
 
 const struct kmsg_api *kmsg_api(int16_t key)
@@ -9656,4 +9659,712 @@ int BrokerHeartbeatResponse_decode(struct kread *r, struct arena *a, int16_t v, 
 void BrokerHeartbeatResponse_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m)
 {
     BrokerHeartbeatResponse_encode_(w, v, m);
+}
+
+static int AlterPartitionReassignmentsRequest_ReassignablePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest_ReassignablePartition *m);
+static void AlterPartitionReassignmentsRequest_ReassignablePartition_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest_ReassignablePartition *m);
+static int AlterPartitionReassignmentsRequest_ReassignableTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest_ReassignableTopic *m);
+static void AlterPartitionReassignmentsRequest_ReassignableTopic_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest_ReassignableTopic *m);
+static int AlterPartitionReassignmentsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest *m);
+static void AlterPartitionReassignmentsRequest_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest *m);
+
+void AlterPartitionReassignmentsRequest_ReassignablePartition_init(struct AlterPartitionReassignmentsRequest_ReassignablePartition *m)
+{
+    memset(m, 0, sizeof *m);
+    m->Replicas.count = -1;
+}
+
+static int AlterPartitionReassignmentsRequest_ReassignablePartition_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest_ReassignablePartition *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    {
+        int32_t n = kr_array_len(r, 1, 1, 4);
+        if (r->err) return -1;
+        m->Replicas.count = n;
+        m->Replicas.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Replicas.items) : NULL;
+        if (n > 0 && !m->Replicas.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->Replicas.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsRequest_ReassignablePartition_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest_ReassignablePartition *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_array_len(w, m->Replicas.count, 1, 1);
+    for (int32_t i = 0; i < m->Replicas.count; i++) {
+        kw_int32(w, m->Replicas.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionReassignmentsRequest_ReassignableTopic_init(struct AlterPartitionReassignmentsRequest_ReassignableTopic *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionReassignmentsRequest_ReassignableTopic_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest_ReassignableTopic *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 6);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionReassignmentsRequest_ReassignablePartition_init(&m->Partitions.items[i]);
+            if (AlterPartitionReassignmentsRequest_ReassignablePartition_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsRequest_ReassignableTopic_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest_ReassignableTopic *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_array_len(w, m->Partitions.count, 1, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        AlterPartitionReassignmentsRequest_ReassignablePartition_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionReassignmentsRequest_init(struct AlterPartitionReassignmentsRequest *m)
+{
+    memset(m, 0, sizeof *m);
+    m->TimeoutMs = 60000;
+}
+
+static int AlterPartitionReassignmentsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->TimeoutMs = kr_int32(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionReassignmentsRequest_ReassignableTopic_init(&m->Topics.items[i]);
+            if (AlterPartitionReassignmentsRequest_ReassignableTopic_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsRequest_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->TimeoutMs);
+    kw_array_len(w, m->Topics.count, 1, 0);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        AlterPartitionReassignmentsRequest_ReassignableTopic_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int AlterPartitionReassignmentsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest *m)
+{
+    AlterPartitionReassignmentsRequest_init(m);
+    return AlterPartitionReassignmentsRequest_decode_(r, a, v, m);
+}
+
+void AlterPartitionReassignmentsRequest_encode(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest *m)
+{
+    AlterPartitionReassignmentsRequest_encode_(w, v, m);
+}
+
+static int AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m);
+static void AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m);
+static int AlterPartitionReassignmentsResponse_ReassignableTopicResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m);
+static void AlterPartitionReassignmentsResponse_ReassignableTopicResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m);
+static int AlterPartitionReassignmentsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse *m);
+static void AlterPartitionReassignmentsResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse *m);
+
+void AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->ErrorMessage = kr_str(r, 1, 1);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_int16(w, m->ErrorCode);
+    kw_str(w, m->ErrorMessage, 1, 1);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionReassignmentsResponse_ReassignableTopicResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 8);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(&m->Partitions.items[i]);
+            if (AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsResponse_ReassignableTopicResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_array_len(w, m->Partitions.count, 1, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void AlterPartitionReassignmentsResponse_init(struct AlterPartitionReassignmentsResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int AlterPartitionReassignmentsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->ErrorMessage = kr_str(r, 1, 1);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 3);
+        if (r->err) return -1;
+        m->Responses.count = n;
+        m->Responses.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Responses.items) : NULL;
+        if (n > 0 && !m->Responses.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(&m->Responses.items[i]);
+            if (AlterPartitionReassignmentsResponse_ReassignableTopicResponse_decode_(r, a, v, &m->Responses.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void AlterPartitionReassignmentsResponse_encode_(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_str(w, m->ErrorMessage, 1, 1);
+    kw_array_len(w, m->Responses.count, 1, 0);
+    for (int32_t i = 0; i < m->Responses.count; i++) {
+        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_encode_(w, v, &m->Responses.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int AlterPartitionReassignmentsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse *m)
+{
+    AlterPartitionReassignmentsResponse_init(m);
+    return AlterPartitionReassignmentsResponse_decode_(r, a, v, m);
+}
+
+void AlterPartitionReassignmentsResponse_encode(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse *m)
+{
+    AlterPartitionReassignmentsResponse_encode_(w, v, m);
+}
+
+static int ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m);
+static void ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m);
+static int ListPartitionReassignmentsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest *m);
+static void ListPartitionReassignmentsRequest_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest *m);
+
+void ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_init(struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 4);
+        if (r->err) return -1;
+        m->PartitionIndexes.count = n;
+        m->PartitionIndexes.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->PartitionIndexes.items) : NULL;
+        if (n > 0 && !m->PartitionIndexes.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->PartitionIndexes.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_array_len(w, m->PartitionIndexes.count, 1, 0);
+    for (int32_t i = 0; i < m->PartitionIndexes.count; i++) {
+        kw_int32(w, m->PartitionIndexes.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void ListPartitionReassignmentsRequest_init(struct ListPartitionReassignmentsRequest *m)
+{
+    memset(m, 0, sizeof *m);
+    m->TimeoutMs = 60000;
+    m->Topics.count = -1;
+}
+
+static int ListPartitionReassignmentsRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->TimeoutMs = kr_int32(r);
+    {
+        int32_t n = kr_array_len(r, 1, 1, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_init(&m->Topics.items[i]);
+            if (ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void ListPartitionReassignmentsRequest_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->TimeoutMs);
+    kw_array_len(w, m->Topics.count, 1, 1);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int ListPartitionReassignmentsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest *m)
+{
+    ListPartitionReassignmentsRequest_init(m);
+    return ListPartitionReassignmentsRequest_decode_(r, a, v, m);
+}
+
+void ListPartitionReassignmentsRequest_encode(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest *m)
+{
+    ListPartitionReassignmentsRequest_encode_(w, v, m);
+}
+
+static int ListPartitionReassignmentsResponse_OngoingPartitionReassignment_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m);
+static void ListPartitionReassignmentsResponse_OngoingPartitionReassignment_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m);
+static int ListPartitionReassignmentsResponse_OngoingTopicReassignment_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m);
+static void ListPartitionReassignmentsResponse_OngoingTopicReassignment_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m);
+static int ListPartitionReassignmentsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse *m);
+static void ListPartitionReassignmentsResponse_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse *m);
+
+void ListPartitionReassignmentsResponse_OngoingPartitionReassignment_init(struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int ListPartitionReassignmentsResponse_OngoingPartitionReassignment_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m)
+{
+    (void)a; (void)v; (void)m;
+    m->PartitionIndex = kr_int32(r);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 4);
+        if (r->err) return -1;
+        m->Replicas.count = n;
+        m->Replicas.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Replicas.items) : NULL;
+        if (n > 0 && !m->Replicas.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->Replicas.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    {
+        int32_t n = kr_array_len(r, 1, 0, 4);
+        if (r->err) return -1;
+        m->AddingReplicas.count = n;
+        m->AddingReplicas.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->AddingReplicas.items) : NULL;
+        if (n > 0 && !m->AddingReplicas.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->AddingReplicas.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    {
+        int32_t n = kr_array_len(r, 1, 0, 4);
+        if (r->err) return -1;
+        m->RemovingReplicas.count = n;
+        m->RemovingReplicas.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->RemovingReplicas.items) : NULL;
+        if (n > 0 && !m->RemovingReplicas.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            m->RemovingReplicas.items[i] = kr_int32(r);
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void ListPartitionReassignmentsResponse_OngoingPartitionReassignment_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->PartitionIndex);
+    kw_array_len(w, m->Replicas.count, 1, 0);
+    for (int32_t i = 0; i < m->Replicas.count; i++) {
+        kw_int32(w, m->Replicas.items[i]);
+    }
+    kw_array_len(w, m->AddingReplicas.count, 1, 0);
+    for (int32_t i = 0; i < m->AddingReplicas.count; i++) {
+        kw_int32(w, m->AddingReplicas.items[i]);
+    }
+    kw_array_len(w, m->RemovingReplicas.count, 1, 0);
+    for (int32_t i = 0; i < m->RemovingReplicas.count; i++) {
+        kw_int32(w, m->RemovingReplicas.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void ListPartitionReassignmentsResponse_OngoingTopicReassignment_init(struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int ListPartitionReassignmentsResponse_OngoingTopicReassignment_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m)
+{
+    (void)a; (void)v; (void)m;
+    m->Name = kr_str(r, 1, 0);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 8);
+        if (r->err) return -1;
+        m->Partitions.count = n;
+        m->Partitions.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Partitions.items) : NULL;
+        if (n > 0 && !m->Partitions.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ListPartitionReassignmentsResponse_OngoingPartitionReassignment_init(&m->Partitions.items[i]);
+            if (ListPartitionReassignmentsResponse_OngoingPartitionReassignment_decode_(r, a, v, &m->Partitions.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void ListPartitionReassignmentsResponse_OngoingTopicReassignment_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_str(w, m->Name, 1, 0);
+    kw_array_len(w, m->Partitions.count, 1, 0);
+    for (int32_t i = 0; i < m->Partitions.count; i++) {
+        ListPartitionReassignmentsResponse_OngoingPartitionReassignment_encode_(w, v, &m->Partitions.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+void ListPartitionReassignmentsResponse_init(struct ListPartitionReassignmentsResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int ListPartitionReassignmentsResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->ErrorMessage = kr_str(r, 1, 1);
+    {
+        int32_t n = kr_array_len(r, 1, 0, 3);
+        if (r->err) return -1;
+        m->Topics.count = n;
+        m->Topics.items = n > 0 ? arena_alloc(a, (size_t)n * sizeof *m->Topics.items) : NULL;
+        if (n > 0 && !m->Topics.items) { r->err = KR_ENOMEM; return -1; }
+        for (int32_t i = 0; i < n; i++) {
+            ListPartitionReassignmentsResponse_OngoingTopicReassignment_init(&m->Topics.items[i]);
+            if (ListPartitionReassignmentsResponse_OngoingTopicReassignment_decode_(r, a, v, &m->Topics.items[i]) < 0) return -1;
+            if (r->err) return -1;
+        }
+    }
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void ListPartitionReassignmentsResponse_encode_(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_str(w, m->ErrorMessage, 1, 1);
+    kw_array_len(w, m->Topics.count, 1, 0);
+    for (int32_t i = 0; i < m->Topics.count; i++) {
+        ListPartitionReassignmentsResponse_OngoingTopicReassignment_encode_(w, v, &m->Topics.items[i]);
+    }
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int ListPartitionReassignmentsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse *m)
+{
+    ListPartitionReassignmentsResponse_init(m);
+    return ListPartitionReassignmentsResponse_decode_(r, a, v, m);
+}
+
+void ListPartitionReassignmentsResponse_encode(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse *m)
+{
+    ListPartitionReassignmentsResponse_encode_(w, v, m);
+}
+
+static int UnregisterBrokerRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerRequest *m);
+static void UnregisterBrokerRequest_encode_(struct obuf *w, int16_t v, const struct UnregisterBrokerRequest *m);
+
+void UnregisterBrokerRequest_init(struct UnregisterBrokerRequest *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int UnregisterBrokerRequest_decode_(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerRequest *m)
+{
+    (void)a; (void)v; (void)m;
+    m->BrokerId = kr_int32(r);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void UnregisterBrokerRequest_encode_(struct obuf *w, int16_t v, const struct UnregisterBrokerRequest *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->BrokerId);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int UnregisterBrokerRequest_decode(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerRequest *m)
+{
+    UnregisterBrokerRequest_init(m);
+    return UnregisterBrokerRequest_decode_(r, a, v, m);
+}
+
+void UnregisterBrokerRequest_encode(struct obuf *w, int16_t v, const struct UnregisterBrokerRequest *m)
+{
+    UnregisterBrokerRequest_encode_(w, v, m);
+}
+
+static int UnregisterBrokerResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerResponse *m);
+static void UnregisterBrokerResponse_encode_(struct obuf *w, int16_t v, const struct UnregisterBrokerResponse *m);
+
+void UnregisterBrokerResponse_init(struct UnregisterBrokerResponse *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static int UnregisterBrokerResponse_decode_(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerResponse *m)
+{
+    (void)a; (void)v; (void)m;
+    m->ThrottleTimeMs = kr_int32(r);
+    m->ErrorCode = kr_int16(r);
+    m->ErrorMessage = kr_str(r, 1, 1);
+    if (1) {
+        int32_t ntags = kr_tag_count(r);
+        for (int32_t t = 0; t < ntags && !r->err; t++) {
+            uint32_t tag = kr_uvarint(r);
+            uint32_t size = kr_uvarint(r);
+            struct kread sub;
+            if (kr_sub(r, size, &sub) < 0) return -1;
+            (void)tag;
+        }
+    }
+    return r->err ? -1 : 0;
+}
+
+static void UnregisterBrokerResponse_encode_(struct obuf *w, int16_t v, const struct UnregisterBrokerResponse *m)
+{
+    (void)w; (void)v; (void)m;
+    kw_int32(w, m->ThrottleTimeMs);
+    kw_int16(w, m->ErrorCode);
+    kw_str(w, m->ErrorMessage, 1, 1);
+    if (1) {
+        kw_uvarint(w, 0);
+    }
+}
+
+int UnregisterBrokerResponse_decode(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerResponse *m)
+{
+    UnregisterBrokerResponse_init(m);
+    return UnregisterBrokerResponse_decode_(r, a, v, m);
+}
+
+void UnregisterBrokerResponse_encode(struct obuf *w, int16_t v, const struct UnregisterBrokerResponse *m)
+{
+    UnregisterBrokerResponse_encode_(w, v, m);
 }

@@ -37,11 +37,14 @@
 #define KAPI_CREATEPARTITIONS 37
 #define KAPI_DELETEGROUPS 42
 #define KAPI_INCREMENTALALTERCONFIGS 44
+#define KAPI_ALTERPARTITIONREASSIGNMENTS 45
+#define KAPI_LISTPARTITIONREASSIGNMENTS 46
 #define KAPI_OFFSETDELETE 47
 #define KAPI_ALTERPARTITION 56
 #define KAPI_DESCRIBECLUSTER 60
 #define KAPI_BROKERREGISTRATION 62
 #define KAPI_BROKERHEARTBEAT 63
+#define KAPI_UNREGISTERBROKER 64
 
 /* One row per API the codec knows: its key, name, the versions the spec
  * allows and the first flexible version (-1: none). */
@@ -1438,5 +1441,108 @@ struct BrokerHeartbeatResponse {
 void BrokerHeartbeatResponse_init(struct BrokerHeartbeatResponse *m);
 int BrokerHeartbeatResponse_decode(struct kread *r, struct arena *a, int16_t v, struct BrokerHeartbeatResponse *m);
 void BrokerHeartbeatResponse_encode(struct obuf *w, int16_t v, const struct BrokerHeartbeatResponse *m);
+
+struct AlterPartitionReassignmentsRequest_ReassignablePartition {
+    int32_t PartitionIndex;
+    struct { int32_t count; int32_t *items; } Replicas;
+};
+
+struct AlterPartitionReassignmentsRequest_ReassignableTopic {
+    kstr Name;
+    struct { int32_t count; struct AlterPartitionReassignmentsRequest_ReassignablePartition *items; } Partitions;
+};
+
+struct AlterPartitionReassignmentsRequest {
+    int32_t TimeoutMs;
+    struct { int32_t count; struct AlterPartitionReassignmentsRequest_ReassignableTopic *items; } Topics;
+};
+
+void AlterPartitionReassignmentsRequest_ReassignablePartition_init(struct AlterPartitionReassignmentsRequest_ReassignablePartition *m);
+void AlterPartitionReassignmentsRequest_ReassignableTopic_init(struct AlterPartitionReassignmentsRequest_ReassignableTopic *m);
+void AlterPartitionReassignmentsRequest_init(struct AlterPartitionReassignmentsRequest *m);
+int AlterPartitionReassignmentsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsRequest *m);
+void AlterPartitionReassignmentsRequest_encode(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsRequest *m);
+
+struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse {
+    int32_t PartitionIndex;
+    int16_t ErrorCode;
+    kstr ErrorMessage;
+};
+
+struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse {
+    kstr Name;
+    struct { int32_t count; struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *items; } Partitions;
+};
+
+struct AlterPartitionReassignmentsResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    kstr ErrorMessage;
+    struct { int32_t count; struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *items; } Responses;
+};
+
+void AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *m);
+void AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *m);
+void AlterPartitionReassignmentsResponse_init(struct AlterPartitionReassignmentsResponse *m);
+int AlterPartitionReassignmentsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct AlterPartitionReassignmentsResponse *m);
+void AlterPartitionReassignmentsResponse_encode(struct obuf *w, int16_t v, const struct AlterPartitionReassignmentsResponse *m);
+
+struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics {
+    kstr Name;
+    struct { int32_t count; int32_t *items; } PartitionIndexes;
+};
+
+struct ListPartitionReassignmentsRequest {
+    int32_t TimeoutMs;
+    struct { int32_t count; struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *items; } Topics;
+};
+
+void ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_init(struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *m);
+void ListPartitionReassignmentsRequest_init(struct ListPartitionReassignmentsRequest *m);
+int ListPartitionReassignmentsRequest_decode(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsRequest *m);
+void ListPartitionReassignmentsRequest_encode(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsRequest *m);
+
+struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment {
+    int32_t PartitionIndex;
+    struct { int32_t count; int32_t *items; } Replicas;
+    struct { int32_t count; int32_t *items; } AddingReplicas;
+    struct { int32_t count; int32_t *items; } RemovingReplicas;
+};
+
+struct ListPartitionReassignmentsResponse_OngoingTopicReassignment {
+    kstr Name;
+    struct { int32_t count; struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *items; } Partitions;
+};
+
+struct ListPartitionReassignmentsResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    kstr ErrorMessage;
+    struct { int32_t count; struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *items; } Topics;
+};
+
+void ListPartitionReassignmentsResponse_OngoingPartitionReassignment_init(struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *m);
+void ListPartitionReassignmentsResponse_OngoingTopicReassignment_init(struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *m);
+void ListPartitionReassignmentsResponse_init(struct ListPartitionReassignmentsResponse *m);
+int ListPartitionReassignmentsResponse_decode(struct kread *r, struct arena *a, int16_t v, struct ListPartitionReassignmentsResponse *m);
+void ListPartitionReassignmentsResponse_encode(struct obuf *w, int16_t v, const struct ListPartitionReassignmentsResponse *m);
+
+struct UnregisterBrokerRequest {
+    int32_t BrokerId;
+};
+
+void UnregisterBrokerRequest_init(struct UnregisterBrokerRequest *m);
+int UnregisterBrokerRequest_decode(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerRequest *m);
+void UnregisterBrokerRequest_encode(struct obuf *w, int16_t v, const struct UnregisterBrokerRequest *m);
+
+struct UnregisterBrokerResponse {
+    int32_t ThrottleTimeMs;
+    int16_t ErrorCode;
+    kstr ErrorMessage;
+};
+
+void UnregisterBrokerResponse_init(struct UnregisterBrokerResponse *m);
+int UnregisterBrokerResponse_decode(struct kread *r, struct arena *a, int16_t v, struct UnregisterBrokerResponse *m);
+void UnregisterBrokerResponse_encode(struct obuf *w, int16_t v, const struct UnregisterBrokerResponse *m);
 
 #endif

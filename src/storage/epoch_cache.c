@@ -54,20 +54,21 @@ static int reserve(struct ecache *c, int want)
     return 0;
 }
 
-/* Reads a decimal number of at most 19 digits, no sign, from *p (< end);
+/* Reads a decimal number, no sign, that fits an int64 from *p (< end);
  * advances *p past it.  Returns 0 or -1. */
 static int parse_num(const char **p, const char *end, int64_t *out)
 {
     const char *s = *p;
     int64_t v = 0;
-    int digits = 0;
-    while (s < end && *s >= '0' && *s <= '9' && digits < 19) {
-        v = v * 10 + (*s - '0');
+    while (s < end && *s >= '0' && *s <= '9') {
+        int d = *s - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return -1; /* too large for an int64 */
+        v = v * 10 + d;
         s++;
-        digits++;
     }
-    if (digits == 0 || (s < end && *s >= '0' && *s <= '9'))
-        return -1; /* no digits, or too many for an int64 */
+    if (s == *p)
+        return -1;
     *p = s;
     *out = v;
     return 0;

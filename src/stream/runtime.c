@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -350,8 +351,23 @@ static int restore_task(struct stream_app *app, struct task *t)
     int64_t deadline = clock_mono_ms() + RESTORE_TIMEOUT_MS;
     int done = 0;
 
-    err = rd_kafka_query_watermark_offsets(app->restorer, app->changelog, t->partition, &lo, &hi,
-                                           30000);
+    /* a leader change (a broker of the cluster failing) is retried until
+     * the restore deadline, as librdkafka retries produce and fetch */
+    for (;;) {
+        err = rd_kafka_query_watermark_offsets(app->restorer, app->changelog, t->partition, &lo, &hi,
+                                               30000);
+        int retriable = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                         err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                         err == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH ||
+                         err == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH ||
+                         err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+        if (!retriable || clock_mono_ms() > deadline)
+            break;
+        log_warn("stream %s: reading the end of %s-%d: %s; retrying", app->conf.name, app->changelog,
+                 t->partition, rd_kafka_err2str(err));
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (err) {
         set_fatal(app, "cannot read the end of the changelog %s: %s", app->changelog,
                   rd_kafka_err2str(err));
@@ -780,7 +796,7 @@ static int serve_global(struct stream_app *app, int max, int timeout_ms)
 static int start_global(struct stream_app *app, char *errstr, size_t errsz)
 {
     char e[512];
-    int n = stream_topic_partitions(app->producer, app->conf.global_input, 30000, e, sizeof e);
+    int n = stream_topic_partitions_settled(app->producer, app->conf.global_input, 30000, e, sizeof e);
     rd_kafka_topic_partition_list_t *l;
     int eofs = 0;
     int64_t deadline = clock_mono_ms() + RESTORE_TIMEOUT_MS;
@@ -817,7 +833,7 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
     /* Every input must have the same partition count: task p is partition p
      * of each of them. */
     for (int i = 0; i < app->conf.ninputs; i++) {
-        int n = stream_topic_partitions(app->producer, app->conf.inputs[i], 30000, e, sizeof e);
+        int n = stream_topic_partitions_settled(app->producer, app->conf.inputs[i], 30000, e, sizeof e);
         if (n < 0) {
             snprintf(errstr, errsz, "%s", e);
             return -1;
@@ -852,7 +868,7 @@ int stream_app_run(struct stream_app *app, char *errstr, size_t errsz)
             snprintf(errstr, errsz, "%s", e);
             return -1;
         }
-        int n = stream_topic_partitions(app->producer, app->changelog, 30000, e, sizeof e);
+        int n = stream_topic_partitions_settled(app->producer, app->changelog, 30000, e, sizeof e);
         if (n != app->npartitions) {
             snprintf(errstr, errsz, "changelog %s has %d partitions, the inputs %d",
                      app->changelog, n, app->npartitions);

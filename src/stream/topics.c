@@ -2,6 +2,9 @@
  * TOPIC_ALREADY_EXISTS (another instance won the race) counts as success. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
 
 #include "common/alloc.h"
 #include "stream/topics.h"
@@ -10,6 +13,7 @@ int stream_topics_create(rd_kafka_t *rk, const struct stream_topic_spec *specs, 
                          int timeout_ms, char *errstr, size_t errsz)
 {
     rd_kafka_NewTopic_t **nts = NULL;
+    const char **names = NULL;
     rd_kafka_queue_t *q = NULL;
     rd_kafka_AdminOptions_t *opts = NULL;
     rd_kafka_event_t *ev = NULL;
@@ -19,7 +23,8 @@ int stream_topics_create(rd_kafka_t *rk, const struct stream_topic_spec *specs, 
 
     if (n == 0)
         return 0;
-    if (!(nts = xcalloc(n, sizeof *nts))) {
+    if (!(nts = xcalloc(n, sizeof *nts)) || !(names = xcalloc(n, sizeof *names))) {
+        xfree(nts);
         snprintf(errstr, errsz, "out of memory");
         return -1;
     }
@@ -42,6 +47,7 @@ int stream_topics_create(rd_kafka_t *rk, const struct stream_topic_spec *specs, 
             rd_kafka_NewTopic_destroy(nts[nnew]);
             goto out;
         }
+        names[nnew] = specs[k].name;
         nnew++;
     }
     if (nnew == 0) {
@@ -79,6 +85,24 @@ int stream_topics_create(rd_kafka_t *rk, const struct stream_topic_spec *specs, 
             }
         }
     }
+    /* In a cluster the other brokers learn of a new topic a moment after
+     * the controller answered (in Kafka too): wait until the metadata
+     * shows every created topic, so that the caller's checks see them. */
+    for (size_t k = 0; k < nnew; k++) {
+        const char *name = names[k];
+        int64_t deadline = clock_mono_ms() + timeout_ms;
+        int have;
+        while ((have = stream_topic_partitions(rk, name, timeout_ms, errstr, errsz)) == 0 &&
+               clock_mono_ms() < deadline) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (have <= 0) {
+            if (have == 0)
+                snprintf(errstr, errsz, "topic %s was created but does not appear in the metadata", name);
+            goto out;
+        }
+    }
     rc = 0;
 out:
     if (ev)
@@ -90,6 +114,7 @@ out:
     for (size_t k = 0; k < nnew; k++)
         rd_kafka_NewTopic_destroy(nts[k]);
     xfree(nts);
+    xfree(names);
     return rc;
 }
 
@@ -111,5 +136,20 @@ int stream_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
         if (!strcmp(md->topics[k].topic, topic) && md->topics[k].err == 0)
             n = md->topics[k].partition_cnt;
     rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+int stream_topic_partitions_settled(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                                    size_t errsz)
+{
+    /* the brokers of a cluster learn of a topic a moment apart: a topic
+     * missing from one broker's answer is asked about again for a while */
+    int64_t deadline = clock_mono_ms() + TOPIC_SETTLE_MS;
+    int n;
+    while ((n = stream_topic_partitions(rk, topic, timeout_ms, errstr, errsz)) == 0 &&
+           clock_mono_ms() < deadline) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     return n;
 }

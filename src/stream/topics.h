@@ -25,4 +25,11 @@ int stream_topics_create(rd_kafka_t *rk, const struct stream_topic_spec *specs, 
 int stream_topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
                             size_t errsz);
 
+/* The same, but a topic missing from the answer is looked for again for up
+ * to TOPIC_SETTLE_MS: in a cluster, a broker may not know of a topic yet
+ * that another broker just created. */
+#define TOPIC_SETTLE_MS 3000
+int stream_topic_partitions_settled(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                                    size_t errsz);
+
 #endif

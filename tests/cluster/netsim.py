@@ -199,6 +199,11 @@ class Net:
         SUBNET.254/24, and per node a namespace, a veth pair (PREFIX-v<i> on
         the bridge, eth0 inside) and SUBNET.<i>/24."""
         links = set(_link_names())
+        for line in run(["ip", "-4", "-o", "addr", "show"], check=False).stdout.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[3].startswith(self.subnet + ".") and f[1] != self.bridge:
+                raise NetError("%s is already used on this host (%s); set SHOPSTREAM_NET_SUBNET to a free "
+                               "/24, e.g. 10.78.0" % (f[3], f[1]))
         if self.bridge not in links:
             run(["ip", "link", "add", self.bridge, "type", "bridge"])
         # no STP/forwarding delay: ports forward as soon as they are up

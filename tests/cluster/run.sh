@@ -14,7 +14,12 @@
 #                   and pause only, fsync before acknowledging), 20 s
 #         sabotage  self-test of the whole chain: the single-broker run with
 #                   segment tails cut at each kill must FAIL acked-at-offset
-#   default: checker harness faults
+#         clients   kcat, kafka-python, confluent-kafka and the order
+#                   processor across leader changes (3 brokers on 127.0.0.1,
+#                   test_failover_clients.py; no namespaces needed)
+#         reassign  partition reassignment and broker removal (5 brokers on
+#                   127.0.0.1, test_reassign.py)
+#   default: checker harness faults clients reassign
 # Prints one line per test (PASS/FAIL/SKIP and seconds), then
 # "N passed, N failed"; exits 1 if any test failed, 2 on a usage error.
 #
@@ -26,8 +31,8 @@ set -u
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$DIR/../.." && pwd)"
 PY=/usr/bin/python3
-ALL=(checker harness faults single sabotage)
-DEFAULT=(checker harness faults)
+ALL=(checker harness faults single sabotage clients reassign)
+DEFAULT=(checker harness faults clients reassign)
 
 usage() { echo "usage: $0 [--long] [--list] [TEST...]   (TEST: ${ALL[*]})" >&2; exit 2; }
 
@@ -58,6 +63,8 @@ set_cmd() {
         faults) if [ "$long" = 1 ]; then CMD=($PY "$DIR/test_faults.py" --long); else CMD=($PY "$DIR/test_faults.py"); fi ;;
         single) CMD=($PY "$DIR/test_faults.py" --single) ;;
         sabotage) CMD=($PY "$DIR/test_faults.py" --single --sabotage --seconds 15); EXPECT_FAIL=1 ;;
+        clients) CMD=($PY "$DIR/test_failover_clients.py") ;;
+        reassign) CMD=($PY "$DIR/test_reassign.py") ;;
     esac
 }
 

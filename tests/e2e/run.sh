@@ -6,7 +6,7 @@
 # headless Chromium driven by playwright-core (dashboard.mjs, which starts
 # `shopstream demo` itself).  Each starts what it needs on free ports.
 #
-# usage: tests/e2e/run.sh [NAME...]  NAME: api, api_ops, promcheck, bench, dashboard
+# usage: tests/e2e/run.sh [NAME...]  NAME: api, api_ops, promcheck, bench, cluster_cli, dashboard
 # Prints PASS/FAIL per test, then "N passed, N failed".
 #   SHOPSTREAM_TEST_VERBOSE=1  stream each test's output
 set -u
@@ -16,7 +16,7 @@ TIMEOUT="${SHOPSTREAM_TEST_TIMEOUT:-600}"
 BIN="${SHOPSTREAM_BIN:-$ROOT/bin/shopstream}"
 OUT="${SHOPSTREAM_E2E_OUT:-$ROOT/build/e2e}"
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(promcheck api api_ops bench dashboard)
+[ ${#names[@]} -eq 0 ] && names=(promcheck api api_ops bench cluster_cli dashboard)
 pass=0
 fail=0
 mkdir -p "$OUT"

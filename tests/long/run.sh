@@ -13,6 +13,8 @@
 #                  10 M records with 8 fetch consumers: every record read
 #   latency-60s    a minute of produce-to-consume at 5,000 records/s:
 #                  nothing lost (speed is judged by `make bench`)
+#   cluster-faults the cluster fault test (tests/cluster/test_faults.py)
+#                  with 10 minutes of kill -9, pauses and network partitions
 # Prints PASS/FAIL per run, then "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
@@ -48,5 +50,6 @@ run soak-fetch $BIN bench produce --records 40000000 --producers 16 --consumers 
 run soak-durable $BIN bench produce --records 10000000 --producers 8 --consumers 8 --partitions 16 \
     --acks all --set log.flush.interval.messages=1
 run latency-60s $BIN bench e2e --seconds 60
+run cluster-faults ./tests/cluster/run.sh --long faults
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -200,6 +200,7 @@ TEST(ecache_corrupt_file_gives_empty_cache)
         "0\n1\n1 -5\n",               /* negative offset */
         "0\n1\n2147483648 0\n",       /* epoch past int32 */
         "0\n1\n1 99999999999999999999\n", /* offset past int64 */
+        "0\n1\n1 9223372036854775808\n",  /* INT64_MAX + 1 */
         "0\n2\n3 10\n2 20\n",         /* epochs decreasing */
         "0\n2\n2 10\n3 10\n",         /* start offsets not increasing */
         "0\n999999999\n0 0\n",        /* a count the file cannot hold */

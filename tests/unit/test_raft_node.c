@@ -5,6 +5,11 @@
  * node restarted from its dir comes back to the same state (from its own
  * snapshot, or from one the leader sends), so does a whole cluster; a single
  * voter works on its own; stopping fails what is in flight exactly once.
+ * Membership: a server started in join mode applies nothing until the leader
+ * adds it; as a standby it gets the whole log (or the leader's snapshot) at
+ * the same indexes and keeps up, without counting for commits; it stays a
+ * member across restarts; removal stops it receiving; changes requested
+ * together all complete; a follower refuses changes.
  *
  * The state machine under test keeps the whole history (index and bytes of
  * every command), so comparing two nodes compares everything they applied,
@@ -25,7 +30,7 @@
 #include "common/clock.h"
 #include "test.h"
 
-#define MAXN 3
+#define MAXN 5
 #define MAXE 256
 #define CMD_MAX 24
 
@@ -137,11 +142,13 @@ struct tnode {
     struct raft_node *rn; /* NULL while stopped */
     struct tfsm fsm;
     char dir[256];
+    bool member; /* expected to follow the log: a voter, or a server the test added */
 };
 
 struct tcluster {
-    int n;
-    struct raft_node_voter voters[MAXN];
+    int n;       /* servers: the voters, then those that join */
+    int nvoters; /* the first nvoters servers bootstrap; the others start in join mode */
+    struct raft_node_voter voters[MAXN]; /* every server's id and address (the first nvoters vote) */
     struct tnode nodes[MAXN];
     unsigned snapshot_threshold, snapshot_trailing;
 };
@@ -163,11 +170,15 @@ static void free_ports(int *ports, int n)
         close(fds[i]);
 }
 
-static void cluster_init(struct tcluster *c, int n, unsigned threshold, unsigned trailing)
+/* nvoters voters and njoin servers in join mode. */
+static void cluster_init_join(struct tcluster *c, int nvoters, int njoin, unsigned threshold, unsigned trailing)
 {
     int ports[MAXN];
+    int n = nvoters + njoin;
+    CHECK(n <= MAXN);
     memset(c, 0, sizeof *c);
     c->n = n;
+    c->nvoters = nvoters;
     c->snapshot_threshold = threshold;
     c->snapshot_trailing = trailing;
     free_ports(ports, n);
@@ -176,7 +187,13 @@ static void cluster_init(struct tcluster *c, int n, unsigned threshold, unsigned
         snprintf(c->voters[i].address, sizeof c->voters[i].address, "127.0.0.1:%d", ports[i]);
         /* a subdir that does not exist yet, with a missing parent */
         snprintf(c->nodes[i].dir, sizeof c->nodes[i].dir, "%s/node%d/raft", test_tmpdir(), i + 1);
+        c->nodes[i].member = i < nvoters;
     }
+}
+
+static void cluster_init(struct tcluster *c, int n, unsigned threshold, unsigned trailing)
+{
+    cluster_init_join(c, n, 0, threshold, trailing);
 }
 
 /* (Re)starts node i with a fresh state machine. */
@@ -189,8 +206,9 @@ static void node_start(struct tcluster *c, int i)
         .id = c->voters[i].id,
         .dir = t->dir,
         .address = c->voters[i].address,
-        .nvoters = c->n,
+        .nvoters = c->nvoters,
         .voters = c->voters,
+        .join = i >= c->nvoters,
         .election_timeout_ms = 300,
         .heartbeat_timeout_ms = 50,
         .snapshot_threshold = c->snapshot_threshold,
@@ -237,7 +255,7 @@ static int wait_leader(struct tcluster *c, int ms)
         uint64_t leader = 0;
         bool agree = true;
         for (int i = 0; i < c->n && agree; i++) {
-            if (!c->nodes[i].rn)
+            if (!c->nodes[i].rn || !c->nodes[i].member)
                 continue;
             uint64_t l = raft_node_leader(c->nodes[i].rn);
             if (l == 0 || (leader && l != leader))
@@ -251,14 +269,14 @@ static int wait_leader(struct tcluster *c, int ms)
     return -1;
 }
 
-/* Waits until every running node has applied count commands. */
+/* Waits until every running member has applied count commands. */
 static bool wait_applied(struct tcluster *c, int count, int ms)
 {
     int64_t end = clock_mono_ms() + ms;
     do {
         bool all = true;
         for (int i = 0; i < c->n; i++)
-            if (c->nodes[i].rn && tfsm_count(&c->nodes[i].fsm) < count)
+            if (c->nodes[i].rn && c->nodes[i].member && tfsm_count(&c->nodes[i].fsm) < count)
                 all = false;
         if (all)
             return true;
@@ -267,12 +285,12 @@ static bool wait_applied(struct tcluster *c, int count, int ms)
     return false;
 }
 
-/* Every running node has applied the same history, in order. */
+/* Every running member has applied the same history, in order. */
 static void check_same(struct tcluster *c, int count)
 {
     struct tfsm *first = NULL;
     for (int i = 0; i < c->n; i++) {
-        if (!c->nodes[i].rn)
+        if (!c->nodes[i].rn || !c->nodes[i].member)
             continue;
         struct tfsm *f = &c->nodes[i].fsm;
         CHECK(!f->out_of_order);
@@ -597,6 +615,11 @@ TEST(test_raft_node_bad_config)
                                    .nvoters = 1, .voters = c.voters};
     CHECK(raft_node_start(&cfg, &fsm, err, sizeof err) == NULL);
     CHECK(strstr(err, "not among the voters"));
+    /* no voters at all is fine only in join mode */
+    cfg.nvoters = 0;
+    CHECK(raft_node_start(&cfg, &fsm, err, sizeof err) == NULL);
+    CHECK(strstr(err, "no voters"));
+    cfg.nvoters = 1;
     /* heartbeat not below the election timeout */
     cfg.id = 1;
     cfg.election_timeout_ms = 100;
@@ -609,4 +632,321 @@ TEST(test_raft_node_bad_config)
     err[0] = 0;
     CHECK(raft_node_start(&cfg, &fsm, err, sizeof err) == NULL);
     CHECK(err[0] != 0);
+}
+
+/* ---- membership ---------------------------------------------------------------- */
+
+struct cwaiter {
+    atomic_int calls;
+    atomic_int status;
+};
+
+static void on_change_done(void *arg, int status)
+{
+    struct cwaiter *w = arg;
+    atomic_store(&w->status, status);
+    atomic_fetch_add(&w->calls, 1);
+}
+
+/* Waits for a change's done; returns its status, or 1 on timeout. */
+static int change_wait(struct cwaiter *w, int ms)
+{
+    int64_t end = clock_mono_ms() + ms;
+    while (atomic_load(&w->calls) == 0) {
+        if (clock_mono_ms() >= end)
+            return 1;
+        sleep_ms(2);
+    }
+    sleep_ms(5); /* done runs once: a second call would show now */
+    CHECK_EQ(atomic_load(&w->calls), 1);
+    return atomic_load(&w->status);
+}
+
+/* Node l (the leader) adds server i and waits for the change to commit. */
+static void add_ok(struct tcluster *c, int l, int i, bool voter)
+{
+    struct cwaiter w = {0};
+    CHECK_EQ(raft_node_add(c->nodes[l].rn, c->voters[i].id, c->voters[i].address, voter, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 5000), RAFT_NODE_OK);
+    c->nodes[i].member = true;
+}
+
+/* The role of id in node i's configuration, 0 if absent; *count members. */
+static int member_role(struct tcluster *c, int i, uint64_t id, int *count)
+{
+    struct raft_node_member m[MAXN + 1];
+    int nm = raft_node_members(c->nodes[i].rn, m, MAXN + 1);
+    CHECK(nm <= MAXN + 1);
+    if (count)
+        *count = nm;
+    for (int k = 0; k < nm; k++)
+        if (m[k].id == id)
+            return (int)m[k].role;
+    return 0;
+}
+
+/* Waits until every running member (and node also, if >= 0) lists count
+ * members, id among them with role (0: absent). */
+static bool wait_members(struct tcluster *c, int also, int count, uint64_t id, int role, int ms)
+{
+    int64_t end = clock_mono_ms() + ms;
+    do {
+        bool all = true;
+        for (int i = 0; i < c->n && all; i++) {
+            if (!c->nodes[i].rn || (!c->nodes[i].member && i != also))
+                continue;
+            int nm;
+            all = member_role(c, i, id, &nm) == role && nm == count;
+        }
+        if (all)
+            return true;
+        sleep_ms(5);
+    } while (clock_mono_ms() < end);
+    return false;
+}
+
+/* A server in join mode (not among the voters) waits; added as a standby it
+ * gets the whole log, keeps up, survives a restart, and never counts for a
+ * commit. */
+TEST(test_raft_node_join_standby)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 3, 1, 0, 0);
+    cluster_start(&c); /* node 4 starts though it is no voter: it joins */
+    int l = wait_leader(&c, 5000);
+    CHECK(l >= 0);
+    propose_ok(&c, l, 0, 10);
+    CHECK(wait_applied(&c, 10, 3000));
+    for (int i = 0; i < 3; i++)
+        CHECK(wait_members(&c, -1, 3, c.voters[i].id, RAFT_NODE_VOTER, 1000));
+
+    /* not added yet: it hears nothing */
+    sleep_ms(400);
+    CHECK_EQ(tfsm_count(&c.nodes[3].fsm), 0);
+    CHECK_EQ(raft_node_members(c.nodes[3].rn, NULL, 0), 0);
+    CHECK_EQ(raft_node_leader(c.nodes[3].rn), 0);
+
+    add_ok(&c, l, 3, false);
+    /* the leader's copy is fresh when done runs */
+    CHECK_EQ(member_role(&c, l, 4, NULL), RAFT_NODE_STANDBY);
+    CHECK(wait_members(&c, -1, 4, 4, RAFT_NODE_STANDBY, 3000));
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(member_role(&c, 3, c.voters[i].id, NULL), RAFT_NODE_VOTER);
+    /* the whole log, at the same indexes */
+    CHECK(wait_applied(&c, 10, 3000));
+    check_same(&c, 10);
+    check_commands(&c, 3, 10);
+    CHECK_EQ(c.nodes[3].fsm.restores, 0);
+    /* and what comes next */
+    propose_ok(&c, l, 10, 20);
+    CHECK(wait_applied(&c, 20, 3000));
+    check_same(&c, 20);
+    CHECK(wait_leader(&c, 1000) == l); /* it knows the leader, and never leads */
+    CHECK_EQ(c.nodes[3].fsm.self_calls, 0);
+
+    /* it does not count: commits go on without it */
+    node_stop(&c, 3);
+    propose_ok(&c, l, 20, 25);
+    CHECK(wait_applied(&c, 25, 3000));
+
+    /* restarted, it is a member from its own dir and catches up */
+    node_start(&c, 3);
+    CHECK_EQ(member_role(&c, 3, 4, NULL), RAFT_NODE_STANDBY);
+    CHECK(wait_applied(&c, 25, 5000));
+    check_same(&c, 25);
+    check_commands(&c, 3, 25);
+
+    /* a standby is no voter: with two voters down nothing commits */
+    node_stop(&c, (l + 1) % 3);
+    node_stop(&c, (l + 2) % 3);
+    struct waiter w = {0};
+    CHECK_EQ(raft_node_propose(c.nodes[l].rn, "never", 5, on_done, &w), 0);
+    sleep_ms(1000);
+    CHECK(atomic_load(&w.calls) == 0 || atomic_load(&w.status) != RAFT_NODE_OK);
+    CHECK_EQ(tfsm_count(&c.nodes[l].fsm), 25);
+    CHECK_EQ(tfsm_count(&c.nodes[3].fsm), 25);
+    cluster_stop(&c);
+    CHECK_EQ(atomic_load(&w.calls), 1);
+    CHECK(atomic_load(&w.status) != RAFT_NODE_OK);
+}
+
+/* A server joining after the leader compacted its log gets the snapshot
+ * first, then the entries after it. */
+TEST(test_raft_node_join_from_snapshot)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 3, 1, 8, 2);
+    cluster_start(&c);
+    int l = wait_leader(&c, 5000);
+    CHECK(l >= 0);
+    propose_ok(&c, l, 0, 30);
+    CHECK(wait_applied(&c, 30, 3000));
+    add_ok(&c, l, 3, false);
+    CHECK(wait_applied(&c, 30, 5000));
+    CHECK(c.nodes[3].fsm.restores >= 1);
+    check_same(&c, 30);
+    propose_ok(&c, l, 30, 35);
+    CHECK(wait_applied(&c, 35, 3000));
+    check_same(&c, 35);
+    check_commands(&c, 3, 35);
+    cluster_stop(&c);
+}
+
+/* Changes that are no-ops, refused, or move a member; removal. */
+TEST(test_raft_node_remove_member)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 3, 1, 0, 0);
+    cluster_start(&c);
+    int l = wait_leader(&c, 5000);
+    CHECK(l >= 0);
+    int fo = (l + 1) % 3;
+    propose_ok(&c, l, 0, 5);
+
+    /* a follower refuses */
+    struct cwaiter w = {0};
+    CHECK_EQ(raft_node_add(c.nodes[fo].rn, 4, c.voters[3].address, false, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_NOT_LEADER);
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_remove(c.nodes[fo].rn, 2, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_NOT_LEADER);
+    /* bad arguments are refused at once */
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 0, "127.0.0.1:1", false, NULL, NULL), -1);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, "", false, NULL, NULL), -1);
+    CHECK_EQ(raft_node_remove(c.nodes[l].rn, 0, NULL, NULL), -1);
+
+    add_ok(&c, l, 3, false);
+    CHECK(wait_applied(&c, 5, 3000));
+    /* again with the same role and address: nothing to do (done may be NULL) */
+    add_ok(&c, l, 3, false);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, c.voters[3].address, false, NULL, NULL), 0);
+    /* the leader may not remove or demote itself; an address is one member's */
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_remove(c.nodes[l].rn, (uint64_t)l + 1, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_INVALID);
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, (uint64_t)l + 1, c.voters[l].address, false, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_INVALID);
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 9, c.voters[fo].address, false, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_INVALID);
+    CHECK(wait_members(&c, -1, 4, 4, RAFT_NODE_STANDBY, 3000));
+
+    /* removed: the members shrink everywhere else, and it hears no more */
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_remove(c.nodes[l].rn, 4, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 5000), RAFT_NODE_OK);
+    c.nodes[3].member = false;
+    CHECK_EQ(member_role(&c, l, 4, NULL), 0);
+    CHECK(wait_members(&c, -1, 3, 4, 0, 3000));
+    propose_ok(&c, l, 5, 10);
+    CHECK(wait_applied(&c, 10, 3000));
+    check_same(&c, 10);
+    sleep_ms(300);
+    CHECK_EQ(tfsm_count(&c.nodes[3].fsm), 5);
+    /* removing a non-member is done at once */
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_remove(c.nodes[l].rn, 4, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 3000), RAFT_NODE_OK);
+
+    /* a member at another address is removed and added again: standby 4 at
+     * a port where nothing listens (a standby commits without it) */
+    add_ok(&c, l, 3, false);
+    c.nodes[3].member = false;
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, "127.0.0.1:1", false, on_change_done, &w), 0);
+    CHECK_EQ(change_wait(&w, 5000), RAFT_NODE_OK);
+    struct raft_node_member m[MAXN];
+    int nm = raft_node_members(c.nodes[l].rn, m, MAXN);
+    CHECK_EQ(nm, 4);
+    bool found = false;
+    for (int k = 0; k < nm; k++)
+        if (m[k].id == 4) {
+            found = true;
+            CHECK(strcmp(m[k].address, "127.0.0.1:1") == 0);
+            CHECK_EQ(m[k].role, RAFT_NODE_STANDBY);
+        }
+    CHECK(found);
+    /* a short out array gets the first members; the count is all of them */
+    CHECK_EQ(raft_node_members(c.nodes[l].rn, m, 1), 4);
+    cluster_stop(&c);
+}
+
+/* Several changes requested at once run one after another and all complete:
+ * a standby, a voter (caught up, then promoted), then the standby promoted. */
+TEST(test_raft_node_concurrent_changes)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 3, 2, 0, 0);
+    cluster_start(&c);
+    int l = wait_leader(&c, 5000);
+    CHECK(l >= 0);
+    propose_ok(&c, l, 0, 10);
+
+    struct cwaiter w[3] = {0};
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, c.voters[3].address, false, on_change_done, &w[0]), 0);
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 5, c.voters[4].address, true, on_change_done, &w[1]), 0);
+    CHECK_EQ(change_wait(&w[0], 5000), RAFT_NODE_OK);
+    CHECK_EQ(change_wait(&w[1], 5000), RAFT_NODE_OK);
+    c.nodes[3].member = c.nodes[4].member = true;
+    CHECK(wait_members(&c, -1, 5, 4, RAFT_NODE_STANDBY, 3000));
+    CHECK(wait_members(&c, -1, 5, 5, RAFT_NODE_VOTER, 3000));
+    CHECK(wait_applied(&c, 10, 3000));
+    check_same(&c, 10);
+
+    /* a standby promoted by adding it again as a voter */
+    CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, c.voters[3].address, true, on_change_done, &w[2]), 0);
+    CHECK_EQ(change_wait(&w[2], 5000), RAFT_NODE_OK);
+    CHECK(wait_members(&c, -1, 5, 4, RAFT_NODE_VOTER, 3000));
+
+    /* five voters: two down still leave a majority */
+    node_stop(&c, (l + 1) % 3);
+    node_stop(&c, (l + 2) % 3);
+    propose_ok(&c, l, 10, 15);
+    CHECK(wait_applied(&c, 15, 3000));
+    check_same(&c, 15);
+    check_commands(&c, 4, 15);
+    cluster_stop(&c);
+}
+
+/* Stopping fails queued changes once each. */
+TEST(test_raft_node_stop_fails_changes)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 3, 1, 0, 0);
+    cluster_start(&c);
+    int l = wait_leader(&c, 5000);
+    CHECK(l >= 0);
+    /* without followers no change commits */
+    node_stop(&c, (l + 1) % 3);
+    node_stop(&c, (l + 2) % 3);
+    static struct cwaiter w[10];
+    for (int k = 0; k < 10; k++)
+        CHECK_EQ(raft_node_add(c.nodes[l].rn, 4, c.voters[3].address, false, on_change_done, &w[k]), 0);
+    sleep_ms(20);
+    node_stop(&c, l);
+    for (int k = 0; k < 10; k++) {
+        CHECK_EQ(atomic_load(&w[k].calls), 1);
+        int st = atomic_load(&w[k].status);
+        CHECK(st == RAFT_NODE_SHUTDOWN || st == RAFT_NODE_LEADERSHIP_LOST || st == RAFT_NODE_NOT_LEADER);
+    }
+    CHECK_EQ(raft_node_members(c.nodes[3].rn, NULL, 0), 0);
+    cluster_stop(&c);
+}
+
+/* A lone voter (a one-controller cluster) takes a standby too. */
+TEST(test_raft_node_single_voter_standby)
+{
+    struct tcluster c;
+    cluster_init_join(&c, 1, 1, 0, 0);
+    cluster_start(&c);
+    CHECK_EQ(wait_leader(&c, 2000), 0);
+    propose_ok(&c, 0, 0, 5);
+    add_ok(&c, 0, 1, false);
+    CHECK(wait_members(&c, -1, 2, 2, RAFT_NODE_STANDBY, 3000));
+    propose_ok(&c, 0, 5, 10);
+    CHECK(wait_applied(&c, 10, 3000));
+    check_same(&c, 10);
+    check_commands(&c, 1, 10);
+    cluster_stop(&c);
 }

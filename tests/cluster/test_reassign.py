@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""Partition reassignment and broker removal (issue 10).
+
+Five brokers on 127.0.0.1 form one cluster.  A partition with replicas on
+brokers 1 and 2 gets 5,000 acknowledged records; `shopstream cluster
+reassign` moves it to brokers 3 and 4 and waits; then brokers 1 and 2 are
+killed -9 and every record is read back from the new replicas, and broker
+1, holding nothing any more, is removed with `shopstream cluster
+remove-broker`.  Bad reassignments are refused with a sentence and exit 1.
+Prints "ok ..." lines; exits 1 on the first failure."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_failover_clients import BIN, Cluster, LOGDIR, fail  # noqa: E402
+
+TOPIC = "moving"
+
+
+def shop(*args, ok=True):
+    r = subprocess.run([BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    if ok and r.returncode != 0:
+        fail("shopstream %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+    return r
+
+
+def replicas(cl):
+    t = cl.metadata().topics.get(TOPIC)
+    if t is None or 0 not in t.partitions:
+        return [], [], -1
+    md = t.partitions[0]
+    return list(md.replicas), list(md.isrs), md.leader
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="shopstream-reassign.")
+    LOGDIR[0] = tmp
+    cl = Cluster(5, tmp)
+    try:
+        for i in range(5):
+            cl.start(i)
+        cl.wait_ready()
+        a = AdminClient({"bootstrap.servers": cl.boot})
+        for f in a.create_topics([NewTopic(TOPIC, num_partitions=1, replica_assignment=[[1, 2]])]).values():
+            f.result(15)
+        deadline = time.time() + 15
+        state = replicas(cl)
+        while time.time() < deadline and (sorted(state[0]) != [1, 2] or sorted(state[1]) != [1, 2]):
+            time.sleep(0.2)
+            state = replicas(cl)  # brokers apply the metadata a moment apart
+        if sorted(state[0]) != [1, 2]:
+            fail("the topic was not created on brokers 1 and 2: %s" % (state,))
+        p = Producer({"bootstrap.servers": cl.boot, "acks": "all", "enable.idempotence": True})
+        acked = []
+        for i in range(5000):
+            p.produce(TOPIC, value=b"r-%d" % i, on_delivery=lambda e, m: e is None and acked.append(m.offset()))
+            if i % 500 == 0:
+                p.poll(0)
+        p.flush(30)
+        if len(acked) != 5000:
+            fail("%d of 5000 records acknowledged" % len(acked))
+        print("ok 5000 records on brokers 1,2", flush=True)
+
+        r = shop("cluster", "reassign", TOPIC, "0", "3,4", "--wait", "--bootstrap", cl.boot)
+        deadline = time.time() + 5
+        reps, isr, leader = replicas(cl)
+        while time.time() < deadline and (reps != [3, 4] or sorted(isr) != [3, 4]):
+            time.sleep(0.2)
+            reps, isr, leader = replicas(cl)
+        if reps != [3, 4] or sorted(isr) != [3, 4] or leader not in (3, 4):
+            fail("after the reassignment: replicas %s, isr %s, leader %d" % (reps, isr, leader))
+        print("ok reassigned to 3,4 (%s)" % r.stdout.strip().replace("\n", "; "), flush=True)
+        r = shop("cluster", "reassignments", "--bootstrap", cl.boot)
+        if "no reassignment under way" not in r.stdout:
+            fail("reassignments still listed: %s" % r.stdout)
+
+        for bad, why in ((["3,3"], "listed twice"), (["9"], "not registered")):
+            r = shop("cluster", "reassign", TOPIC, "0", bad[0], "--bootstrap", cl.boot, ok=False)
+            if r.returncode != 1 or why not in r.stderr:
+                fail("reassign to %s: exit %d, %s" % (bad[0], r.returncode, r.stderr.strip()))
+        r = shop("cluster", "reassign", "no-such-topic", "0", "1", "--bootstrap", cl.boot, ok=False)
+        if r.returncode != 1 or "UNKNOWN_TOPIC_OR_PARTITION" not in r.stderr:
+            fail("reassign of a missing topic: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        print("ok bad reassignments refused with a sentence", flush=True)
+
+        for b in (1, 2):
+            cl.procs[b - 1].kill()
+            cl.procs[b - 1].wait()
+        # kcat without a group: no __consumer_offsets replicas on broker 1
+        r = subprocess.run(["kcat", "-C", "-b", cl.boot, "-t", TOPIC, "-p", "0", "-o", "beginning", "-e",
+                            "-f", "%o %s\n"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        got = {}
+        for line in r.stdout.splitlines():
+            off, val = line.split(b" ", 1)
+            got[int(off)] = val
+        missing = [o for o in acked if got.get(o) != b"r-%d" % o]
+        if missing:
+            fail("%d records missing after brokers 1 and 2 died, e.g. offsets %s" % (len(missing), missing[:5]))
+        print("ok all 5000 records read from the new replicas with brokers 1,2 dead", flush=True)
+
+        deadline = time.time() + 20
+        while True:
+            r = shop("cluster", "remove-broker", "1", "--bootstrap", cl.boot, ok=False)
+            if r.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(1)  # the controller may be moving after the kills
+        if r.returncode != 0:
+            fail("remove-broker 1: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        r = shop("cluster", "remove-broker", "1", "--bootstrap", cl.boot, ok=False)
+        if r.returncode != 1 or "BROKER_ID_NOT_REGISTERED" not in r.stderr:
+            fail("removing broker 1 twice: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        r = shop("cluster", "remove-broker", "3", "--bootstrap", cl.boot, ok=False)
+        if r.returncode != 1 or "holds replicas" not in r.stderr:
+            fail("removing broker 3, which holds a replica: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        print("ok broker 1 removed; broker 3, holding a replica, refused", flush=True)
+    finally:
+        cl.stop_all()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
