@@ -35,12 +35,20 @@ KBENCH = os.path.join(ROOT, "bin", "kbench")
 OUT = os.path.join(ROOT, "build", "bench")
 
 
+_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port not handed out before (the kernel may offer a port that
+    was just closed again)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _given:
+            _given.add(p)
+            return p
 
 
 def wait_port(port, timeout=15.0):

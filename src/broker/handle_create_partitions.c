@@ -3,14 +3,106 @@
  * broker. */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "broker/handler.h"
+#include "cluster/cluster.h"
+
+/* In a cluster the controller adds the partitions (with replica
+ * assignments of its own); the answer waits for the commands. */
+struct grow_state {
+    struct CreatePartitionsResponse resp;
+    int pending, next;
+};
+
+static void grown(struct broker *b, struct request *r, int err, const char *msg)
+{
+    (void)b;
+    struct grow_state *st = r->state;
+    while (st->next < st->resp.Results.count && st->resp.Results.items[st->next].ErrorCode != -1)
+        st->next++;
+    if (st->next < st->resp.Results.count) {
+        struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &st->resp.Results.items[st->next++];
+        res->ErrorCode = (int16_t)err;
+        if (err)
+            res->ErrorMessage = handler_kstr(r, msg ? msg : kerr_name(err));
+    }
+    if (--st->pending > 0)
+        return;
+    if (!r->conn) {
+        request_free(r);
+        return;
+    }
+    CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
+    request_done(r);
+}
+
+static int grow_in_cluster(struct broker *b, struct request *r, const struct CreatePartitionsRequest *req)
+{
+    struct grow_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!st)
+        return API_CLOSE;
+    memset(st, 0, sizeof *st);
+    r->state = st;
+    CreatePartitionsResponse_init(&st->resp);
+    if (HANDLER_ITEMS(r, st->resp.Results, req->Topics.count,
+                      CreatePartitionsResponse_CreatePartitionsTopicResult_init) < 0)
+        return API_CLOSE;
+    st->pending = 1;
+    for (int32_t i = 0; i < req->Topics.count; i++) {
+        const struct CreatePartitionsRequest_CreatePartitionsTopic *ct = &req->Topics.items[i];
+        struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &st->resp.Results.items[i];
+        res->Name = ct->Name;
+        res->ErrorMessage = (kstr){NULL, -1};
+        char err[512] = "";
+        int code = 0;
+        const struct mi_topic *t =
+            ct->Name.len > 0 ? meta_image_topic(cluster_image(b), ct->Name.ptr, (size_t)ct->Name.len) : NULL;
+        if (!t) {
+            code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(err, sizeof err, "The topic does not exist.");
+        } else if (t->name[0] == '_' && t->name[1] == '_') {
+            code = KERR_INVALID_REQUEST;
+            snprintf(err, sizeof err, "The partitions of internal topic %s cannot change.", t->name);
+        } else if (ct->Assignments.count >= 0) {
+            code = KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(err, sizeof err, "The controller places new partitions itself; move replicas afterwards "
+                                      "with AlterPartitionReassignments (shopstream cluster reassign).");
+        } else if (!cluster_is_controller(b)) {
+            code = KERR_NOT_CONTROLLER;
+            snprintf(err, sizeof err, "This is not the correct controller for this cluster.");
+        } else if (ct->Count <= t->npartitions) {
+            code = KERR_INVALID_PARTITIONS;
+            snprintf(err, sizeof err, "Topic currently has %d partitions, which is higher than the requested %d.",
+                     t->npartitions, ct->Count);
+        } else if (!req->ValidateOnly) {
+            code = cluster_create_partitions(b, t, ct->Count, r, grown, err, sizeof err);
+            if (!code) {
+                res->ErrorCode = -1; /* answered by grown */
+                st->pending++;
+                continue;
+            }
+        }
+        res->ErrorCode = (int16_t)code;
+        if (code)
+            res->ErrorMessage = handler_kstr(r, err);
+    }
+    if (--st->pending > 0)
+        return API_PARKED;
+    CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
+    return API_DONE;
+}
 
 int handle_create_partitions(struct broker *b, struct request *r)
 {
     int16_t v = r->api_version;
     struct CreatePartitionsRequest req;
+    if (b->cluster && !cluster_is_controller(b) && cluster_forward(b, r) == 0)
+        return API_PARKED; /* the controller answers */
     if (CreatePartitionsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
+    if (b->cluster)
+        return grow_in_cluster(b, r, &req);
     struct CreatePartitionsResponse resp;
     CreatePartitionsResponse_init(&resp);
     if (HANDLER_ITEMS(r, resp.Results, req.Topics.count, CreatePartitionsResponse_CreatePartitionsTopicResult_init) < 0)

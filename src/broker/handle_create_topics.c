@@ -202,6 +202,8 @@ int handle_create_topics(struct broker *b, struct request *r)
 {
     int16_t v = r->api_version;
     struct CreateTopicsRequest req;
+    if (b->cluster && !cluster_is_controller(b) && cluster_forward(b, r) == 0)
+        return API_PARKED; /* the controller answers */
     if (CreateTopicsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
     if (b->cluster)

@@ -3,6 +3,7 @@
  * segments wholly below it are deleted, and the rest of the first segment
  * is no longer served. */
 #include "broker/handler.h"
+#include "cluster/cluster.h"
 
 int handle_delete_records(struct broker *b, struct request *r)
 {
@@ -32,7 +33,18 @@ int handle_delete_records(struct broker *b, struct request *r)
                 rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            int64_t off = qp->Offset == -1 ? p->log->next_offset : qp->Offset;
+            int lerr = cluster_check_leader(b, p);
+            if (lerr) {
+                rp->ErrorCode = (int16_t)lerr;
+                continue;
+            }
+            /* -1: up to the high watermark (followers get the new log start
+             * with their next fetch) */
+            int64_t off = qp->Offset == -1 ? partition_hw(p) : qp->Offset;
+            if (off > partition_hw(p)) {
+                rp->ErrorCode = KERR_OFFSET_OUT_OF_RANGE;
+                continue;
+            }
             rp->ErrorCode = (int16_t)plog_delete_records(p->log, off);
             rp->LowWatermark = rp->ErrorCode ? -1 : p->log->log_start_offset;
         }

@@ -5,11 +5,14 @@
 #include <stdio.h>
 
 #include "broker/handler.h"
+#include "cluster/cluster.h"
 
 int handle_incremental_alter_configs(struct broker *b, struct request *r)
 {
     int16_t v = r->api_version;
     struct IncrementalAlterConfigsRequest req;
+    if (b->cluster && !cluster_is_controller(b) && cluster_forward(b, r) == 0)
+        return API_PARKED; /* the controller answers */
     if (IncrementalAlterConfigsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
     struct IncrementalAlterConfigsResponse resp;
@@ -43,7 +46,7 @@ int handle_incremental_alter_configs(struct broker *b, struct request *r)
             if (!code && topic_config_apply(&ov, b->cfg, name, c->ConfigOperation, value, err, sizeof err) < 0)
                 code = KERR_INVALID_CONFIG;
         }
-        if (!code && !req.ValidateOnly && catalog_set_config(&b->cat, t, &ov) < 0) {
+        if (!code && !req.ValidateOnly && (b->cluster ? cluster_set_topic_config(b, t->name, &ov) != 0 : catalog_set_config(&b->cat, t, &ov) < 0)) {
             code = KERR_KAFKA_STORAGE_ERROR;
             snprintf(err, sizeof err, "cannot save the topic's configuration");
         }

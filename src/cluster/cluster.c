@@ -14,6 +14,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "storage/catalog.h"
+#include "storage/cleaner.h"
 #include "storage/partition_log.h"
 
 /* ---- settings ---- */
@@ -57,9 +58,9 @@ static int parse_voters(struct cluster *c, const char *s, char *err, size_t errl
         if (*end || end == item || id < 0 || id > INT32_MAX || !strrchr(at + 1, ':'))
             goto bad;
         for (int i = 0; i < c->nvoters; i++)
-            if (c->voters[i].id == (uint64_t)id)
+            if (c->voters[i].id == RAFT_ID(id))
                 goto bad;
-        c->voters[c->nvoters].id = (uint64_t)id;
+        c->voters[c->nvoters].id = RAFT_ID(id);
         snprintf(c->voters[c->nvoters].address, sizeof c->voters[0].address, "%s", at + 1);
         c->nvoters++;
         p = comma ? comma + 1 : p + len;
@@ -95,14 +96,34 @@ int cluster_init(struct broker *b, char *err, size_t errlen)
         return -1;
     const char *self = NULL;
     for (int i = 0; i < c->nvoters; i++)
-        if (c->voters[i].id == (uint64_t)c->node_id)
+        if (c->voters[i].id == RAFT_ID(c->node_id))
             self = c->voters[i].address;
-    if (!self) {
-        snprintf(err, errlen, "node.id=%d is not among controller.quorum.voters: every broker of a shopstream "
-                 "cluster is also a controller (process.roles=broker,controller)", c->node_id);
-        return -1;
+    if (self) {
+        snprintf(c->raft_address, sizeof c->raft_address, "%s", self);
+    } else {
+        /* a broker that is not a voter joins the quorum as a non-voting
+         * member (it receives the metadata log): it registers through a
+         * broker it knows and gives its own Raft listener */
+        c->join = true;
+        const char *boot = config_get(b->cfg, "controller.quorum.bootstrap.servers");
+        const char *ls = config_get(b->cfg, "listeners");
+        const char *ctl = ls ? strstr(ls, "CONTROLLER://") : NULL;
+        if (!boot || !*boot || !ctl) {
+            snprintf(err, errlen, "node.id=%d is not among controller.quorum.voters: a broker that joins the "
+                     "cluster needs controller.quorum.bootstrap.servers (HOST:PORT of brokers' listeners) and "
+                     "a CONTROLLER:// entry in listeners for its Raft address", c->node_id);
+            return -1;
+        }
+        snprintf(c->bootstrap, sizeof c->bootstrap, "%s", boot);
+        ctl += strlen("CONTROLLER://");
+        size_t n = strcspn(ctl, ",");
+        if (n == 0 || n >= sizeof c->raft_address) {
+            snprintf(err, errlen, "listeners=%s: the CONTROLLER listener is not HOST:PORT", ls);
+            return -1;
+        }
+        memcpy(c->raft_address, ctl, n);
+        c->raft_address[n] = 0;
     }
-    snprintf(c->raft_address, sizeof c->raft_address, "%s", self);
     int64_t v;
 #define INT(key, def, min, max, dst)                                      \
     do {                                                                  \
@@ -273,6 +294,18 @@ static void copy_ids(int32_t *dst, int *n, const int32_t *src, int count)
     *n = count;
 }
 
+static bool same_configs(const struct config *a, const struct config *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++) {
+        const char *v = config_get(b, a->entries[i].key);
+        if (!v || strcmp(v, a->entries[i].value))
+            return false;
+    }
+    return true;
+}
+
 /* Makes the local logs follow one topic of the image: this broker holds a
  * log for every partition it is a replica of, leads what the image says it
  * leads and follows the rest. */
@@ -293,6 +326,8 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
                 gstore_partition_led(b, t->parts[i], false);
         }
         log_info("topic %s was recreated with a new id; removing the old log", mt->name);
+        for (int32_t i = 0; i < t->npartitions; i++)
+            cleaner_forget(b->cleaner, t->parts[i]->log);
         catalog_delete(&b->cat, t);
         t = NULL;
     }
@@ -306,7 +341,11 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
             log_error("cannot create the local replicas of %s: %s", mt->name, err);
             return;
         }
-    } else if (t->npartitions < mt->npartitions) {
+    } else if (!same_configs(&t->overrides, &mt->configs)) {
+        if (catalog_set_config(&b->cat, t, &mt->configs) < 0)
+            log_error("cannot save the configuration of %s", mt->name);
+    }
+    if (t->npartitions < mt->npartitions) {
         if (catalog_add_partitions(&b->cat, t, mt->npartitions, err, sizeof err) != 0) {
             log_error("cannot add partitions to %s: %s", mt->name, err);
             return;
@@ -401,7 +440,10 @@ static void delete_vanished(struct broker *b, const kuuid *before, int nbefore)
                     gstore_partition_led(b, t->parts[p], false);
             }
             log_info("topic %s deleted by the cluster", t->name);
+            for (int32_t p = 0; p < t->npartitions; p++)
+                cleaner_forget(b->cleaner, t->parts[p]->log);
             catalog_delete(&b->cat, t);
+            b->appends++; /* parked fetches on it answer now */
             break;
         }
     }
@@ -457,7 +499,7 @@ void cluster_drain(struct broker *b)
         }
         case EV_LEADER: {
             bool was = c->is_controller;
-            c->controller_id = ev->leader ? (int32_t)ev->leader : -1;
+            c->controller_id = ev->leader ? NODE_ID(ev->leader) : -1;
             c->is_controller = ev->is_self;
             log_info("active controller: %d%s", c->controller_id, ev->is_self ? " (this broker)" : "");
             if (c->is_controller && !was)
@@ -540,10 +582,53 @@ int32_t cluster_min_isr(const struct broker *b, const struct topic *t)
     return b->cluster ? b->cluster->min_isr : 1;
 }
 
-void cluster_forget_member(struct broker *b, int32_t id)
+/* ---- forwarding admin requests to the active controller ---- */
+
+static void forwarded(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
 {
     (void)b;
-    (void)id; /* Raft membership of non-voters: see raft_node_remove */
+    (void)apply_err;
+    (void)msg;
+    struct request *r = op->r;
+    if (!r->conn) {
+        request_free(r);
+    } else if (status) {
+        /* the controller could not be reached: the client retries after
+         * it refreshes its metadata */
+        log_debug("forwarding API %d to the controller failed", r->api_key);
+        r->out.oom = 1; /* closes the connection: clients reconnect and retry */
+        request_done(r);
+    } else {
+        obuf_put(&r->out, op->resp, op->resp_len);
+        request_done(r);
+    }
+    xfree(op);
+}
+
+int cluster_forward(struct broker *b, struct request *r)
+{
+    struct cluster *c = b->cluster;
+    const struct mi_broker *cb = c->controller_id >= 0 ? meta_image_broker(&c->img, c->controller_id) : NULL;
+    if (!cb)
+        return -1;
+    struct obuf body;
+    obuf_init(&body);
+    obuf_put(&body, r->body.p, kr_left(&r->body));
+    struct cl_op *op = xcalloc(1, sizeof *op);
+    if (!op) {
+        obuf_free(&body);
+        return -1;
+    }
+    op->c = c;
+    op->fn = forwarded;
+    op->r = r;
+    int rc = ctl_channel_send(c->chan, cb->host, cb->port, r->api_key, r->api_version, &body, op);
+    obuf_free(&body);
+    if (rc < 0) {
+        xfree(op);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- registration and heartbeats to the active controller ---- */
@@ -601,16 +686,94 @@ static void heartbeat_answered(struct broker *b, struct cl_op *op, int status, i
     xfree(op);
 }
 
+static void send_registration(struct broker *b, const char *host, int port);
+
+/* Join: the bootstrap broker's Metadata names the active controller. */
+static void join_metadata(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
+{
+    (void)apply_err;
+    (void)msg;
+    struct cluster *c = b->cluster;
+    struct arena a;
+    arena_init(&a);
+    struct kread rd;
+    kread_init(&rd, op->resp, op->resp_len);
+    struct MetadataResponse resp;
+    bool sent = false;
+    if (status == 0 && MetadataResponse_decode(&rd, &a, 1, &resp) == 0) {
+        for (int32_t i = 0; i < resp.Brokers.count; i++) {
+            struct MetadataResponse_MetadataResponseBroker *mb = &resp.Brokers.items[i];
+            if (mb->NodeId != resp.ControllerId || mb->Host.len <= 0 || mb->Host.len >= 256)
+                continue;
+            char host[256];
+            memcpy(host, mb->Host.ptr, (size_t)mb->Host.len);
+            host[mb->Host.len] = 0;
+            send_registration(b, host, mb->Port);
+            sent = true;
+        }
+    }
+    if (!sent) {
+        c->register_inflight = false;
+        log_debug("joining: no controller known yet through %s", c->bootstrap);
+    }
+    arena_free(&a);
+    xfree(op);
+}
+
+static void join_register(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    /* the bootstrap servers in turn */
+    static unsigned next;
+    char list[512], *save = NULL;
+    snprintf(list, sizeof list, "%s", c->bootstrap);
+    int n = 0;
+    char *items[16];
+    for (char *t = strtok_r(list, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
+        items[n++] = t;
+    if (n == 0)
+        return;
+    char *hp = items[next++ % (unsigned)n];
+    char *colon = strrchr(hp, ':');
+    if (!colon)
+        return;
+    *colon = 0;
+    struct MetadataRequest req;
+    MetadataRequest_init(&req);
+    req.Topics.count = 0; /* v1: no topics, just brokers and the controller */
+    struct obuf w;
+    obuf_init(&w);
+    MetadataRequest_encode(&w, 1, &req);
+    struct cl_op *op = xcalloc(1, sizeof *op);
+    if (op) {
+        op->c = c;
+        op->fn = join_metadata;
+        c->register_inflight = true;
+        c->last_register_ms = clock_mono_ms();
+        if (ctl_channel_send(c->chan, hp, atoi(colon + 1), KAPI_METADATA, 1, &w, op) < 0) {
+            c->register_inflight = false;
+            xfree(op);
+        }
+    }
+    obuf_free(&w);
+}
+
 /* Registers (once per incarnation) and heartbeats to the active controller,
  * through the channel, or directly when this broker is the controller. */
 void cluster_send_heartbeat(struct broker *b)
 {
     struct cluster *c = b->cluster;
     int64_t now = clock_mono_ms();
-    if (c->controller_id < 0)
-        return;
     const struct mi_broker *me = meta_image_broker(&c->img, c->node_id);
     bool registered_now = me && !memcmp(&me->incarnation, &c->incarnation, sizeof me->incarnation);
+    if (c->join && !registered_now) {
+        /* through a bootstrap broker: we may not know the controller yet */
+        if (!c->register_inflight && now - c->last_register_ms >= 500)
+            join_register(b);
+        return;
+    }
+    if (c->controller_id < 0)
+        return;
     if (c->is_controller) {
         if (registered_now) {
             bool fenced;
@@ -628,33 +791,12 @@ void cluster_send_heartbeat(struct broker *b)
         return;
     op->c = c;
     if (!registered_now || c->broker_epoch < 0) {
-        if (c->register_inflight || now - c->last_register_ms < 500) {
-            xfree(op);
+        xfree(op);
+        obuf_free(&w);
+        if (c->register_inflight || now - c->last_register_ms < 500)
             return;
-        }
-        struct BrokerRegistrationRequest req;
-        BrokerRegistrationRequest_init(&req);
-        struct BrokerRegistrationRequest_Listener l;
-        BrokerRegistrationRequest_Listener_init(&l);
-        l.Name = kstr_c("PLAINTEXT");
-        l.Host = kstr_c(b->adv_host);
-        l.Port = (uint16_t)b->adv_port;
-        l.SecurityProtocol = 0;
-        req.BrokerId = c->node_id;
-        req.ClusterId = kstr_c(b->cat.cluster_id);
-        req.IncarnationId = c->incarnation;
-        req.Listeners.count = 1;
-        req.Listeners.items = &l;
-        req.Rack = (kstr){NULL, -1};
-        req.PreviousBrokerEpoch = -1;
-        BrokerRegistrationRequest_encode(&w, 0, &req);
-        op->fn = registered;
-        c->register_inflight = true;
-        c->last_register_ms = now;
-        if (ctl_channel_send(c->chan, cb->host, cb->port, KAPI_BROKERREGISTRATION, 0, &w, op) < 0) {
-            c->register_inflight = false;
-            xfree(op);
-        }
+        send_registration(b, cb->host, cb->port);
+        return;
     } else {
         if (c->heartbeat_inflight || now - c->last_heartbeat_ms < c->heartbeat_ms) {
             xfree(op);
@@ -674,6 +816,53 @@ void cluster_send_heartbeat(struct broker *b)
         c->last_heartbeat_ms = now;
         if (ctl_channel_send(c->chan, cb->host, cb->port, KAPI_BROKERHEARTBEAT, 0, &w, op) < 0) {
             c->heartbeat_inflight = false;
+            xfree(op);
+        }
+    }
+    obuf_free(&w);
+}
+
+static void send_registration(struct broker *b, const char *host, int port)
+{
+    struct cluster *c = b->cluster;
+    struct BrokerRegistrationRequest req;
+    BrokerRegistrationRequest_init(&req);
+    struct BrokerRegistrationRequest_Listener l[2];
+    BrokerRegistrationRequest_Listener_init(&l[0]);
+    BrokerRegistrationRequest_Listener_init(&l[1]);
+    l[0].Name = kstr_c("PLAINTEXT");
+    l[0].Host = kstr_c(b->adv_host);
+    l[0].Port = (uint16_t)b->adv_port;
+    /* the Raft listener, for the controller to add a joining broker */
+    char rhost[128];
+    snprintf(rhost, sizeof rhost, "%s", c->raft_address);
+    char *colon = strrchr(rhost, ':');
+    int nl = 1;
+    if (colon) {
+        *colon = 0;
+        l[1].Name = kstr_c("CONTROLLER");
+        l[1].Host = kstr_c(rhost);
+        l[1].Port = (uint16_t)atoi(colon + 1);
+        nl = 2;
+    }
+    req.BrokerId = c->node_id;
+    req.ClusterId = kstr_c(b->cat.cluster_id);
+    req.IncarnationId = c->incarnation;
+    req.Listeners.count = nl;
+    req.Listeners.items = l;
+    req.Rack = (kstr){NULL, -1};
+    req.PreviousBrokerEpoch = -1;
+    struct obuf w;
+    obuf_init(&w);
+    BrokerRegistrationRequest_encode(&w, 0, &req);
+    struct cl_op *op = xcalloc(1, sizeof *op);
+    if (op) {
+        op->c = c;
+        op->fn = registered;
+        c->register_inflight = true;
+        c->last_register_ms = clock_mono_ms();
+        if (ctl_channel_send(c->chan, host, port, KAPI_BROKERREGISTRATION, 0, &w, op) < 0) {
+            c->register_inflight = false;
             xfree(op);
         }
     }
@@ -703,6 +892,7 @@ static void cluster_drain_discard(struct cluster *c)
             struct cl_op *op = ev->cookie;
             if (op->r && !op->r->conn)
                 request_free(op->r);
+            xfree(op->cookie); /* a plain struct where used (joining brokers) */
             xfree(op);
         }
         xfree(ev->buf);
@@ -726,7 +916,8 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
         return -1;
     }
     struct raft_node_config rc = {
-        .id = (uint64_t)c->node_id,
+        .id = RAFT_ID(c->node_id),
+        .join = c->join,
         .dir = c->raft_dir,
         .address = c->raft_address,
         .nvoters = c->nvoters,

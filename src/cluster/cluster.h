@@ -115,11 +115,21 @@ int cluster_create_topic(struct broker *b, const char *name, int32_t partitions,
 int cluster_delete_topic(struct broker *b, const struct mi_topic *t, struct request *r, cluster_done_fn *done);
 int cluster_create_partitions(struct broker *b, const struct mi_topic *t, int32_t count, struct request *r,
                               cluster_done_fn *done, char *err, size_t errlen);
+/* Makes a topic's overrides `want` (controller): one SET_CONFIG per
+ * change, applied by every broker when committed.  0 or a Kafka error. */
+int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want);
 /* Auto-creation from a broker that may not be the controller: asks the
  * controller through the channel; the topic appears later. */
 void cluster_request_auto_create(struct broker *b, const char *name, int32_t partitions);
 void cluster_request_auto_create_with(struct broker *b, const char *name, int32_t partitions, int nconfigs,
                                       const char *const *keys, const char *const *vals);
+
+/* Forwards an admin request that only the controller can carry out
+ * (before decoding it: r->body is the whole body) to the active controller
+ * and answers the client with the controller's answer, as Kafka brokers
+ * forward since KIP-590.  Returns 0 when forwarded (the request is parked)
+ * or -1 when the controller is unknown. */
+int cluster_forward(struct broker *b, struct request *r);
 
 /* Handlers of the controller APIs (answered by the active controller). */
 int handle_broker_registration(struct broker *b, struct request *r);

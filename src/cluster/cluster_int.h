@@ -12,6 +12,9 @@
 #include "common/obuf.h"
 
 #define CLUSTER_MAX_VOTERS 16
+/* Raft ids start at 1, Kafka node ids at 0. */
+#define RAFT_ID(node) ((uint64_t)(node) + 1)
+#define NODE_ID(raft) ((int32_t)((raft) - 1))
 #define CLUSTER_MAX_BROKERS 64
 
 /* What other threads hand to the loop thread. */
@@ -46,6 +49,7 @@ struct cl_op {
     int kind;
     uint64_t index;
     kuuid topic_id;       /* AlterPartition: the partition's topic (kind: its index) */
+    void *cookie;         /* the operation's own state */
     const uint8_t *resp;  /* EV_CHANNEL: the response body, valid during fn */
     size_t resp_len;
 };
@@ -66,6 +70,9 @@ struct cluster {
     struct raft_node_voter voters[CLUSTER_MAX_VOTERS];
     char raft_address[128];
     char *raft_dir;
+    bool join;                    /* not a voter: joins as a non-voting member */
+    char bootstrap[512];          /* join: controller.quorum.bootstrap.servers */
+    bool join_inflight;           /* join: the Metadata + registration under way */
     /* settings (Kafka's names) */
     int64_t session_timeout_ms;   /* broker.session.timeout.ms */
     int64_t heartbeat_ms;         /* broker.heartbeat.interval.ms */
@@ -117,6 +124,10 @@ int cluster_propose(struct cluster *c, const struct obuf *cmd, struct cl_op *op)
 void cluster_reconcile_topic(struct broker *b, const struct mi_topic *t);
 
 /* controller.c: the active controller's duties, loop thread */
+/* Proposes a command (w is freed) that answers nobody; kind 1 counts it
+ * among the partition changes in flight (no new sweep until it lands),
+ * broker_id clears that broker's pending fence/unfence.  0 or -1. */
+int controller_propose(struct cluster *c, struct obuf *w, int kind, int32_t broker_id);
 void controller_tick(struct broker *b);
 void controller_became(struct broker *b);
 /* A broker's heartbeat (remote or this broker's own).  Returns 0 or a

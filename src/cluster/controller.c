@@ -7,6 +7,7 @@
  * commands that change a partition carry the partition epoch they were
  * decided on, so a decision made on a stale image is refused. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/handler.h"
@@ -62,7 +63,7 @@ static void change_done(struct broker *b, struct cl_op *op, int status, int appl
     xfree(op);
 }
 
-static int propose_plain(struct cluster *c, struct obuf *w, int kind, int32_t broker_id)
+int controller_propose(struct cluster *c, struct obuf *w, int kind, int32_t broker_id)
 {
     struct cl_op *op = xcalloc(1, sizeof *op);
     if (!op) {
@@ -100,7 +101,7 @@ int controller_heartbeat(struct broker *b, int32_t id, int64_t epoch, int64_t me
         struct obuf w;
         obuf_init(&w);
         mi_enc_unfence_broker(&w, id, epoch);
-        if (propose_plain(c, &w, 0, id) == 0)
+        if (controller_propose(c, &w, 0, id) == 0)
             e->unfence_pending = true;
     }
     return 0;
@@ -113,7 +114,7 @@ static void fence(struct cluster *c, const struct mi_broker *mb, struct controll
     struct obuf w;
     obuf_init(&w);
     mi_enc_fence_broker(&w, mb->id, mb->epoch);
-    if (propose_plain(c, &w, 0, mb->id) == 0)
+    if (controller_propose(c, &w, 0, mb->id) == 0)
         e->fence_pending = true;
 }
 
@@ -183,7 +184,7 @@ static void check_partition(struct cluster *c, const struct mi_topic *t, int32_t
     struct obuf w;
     obuf_init(&w);
     mi_enc_partition_change(&w, &ch);
-    propose_plain(c, &w, 1, -1);
+    controller_propose(c, &w, 1, -1);
 }
 
 
@@ -220,7 +221,7 @@ void controller_tick(struct broker *b)
         struct obuf w;
         obuf_init(&w);
         mi_enc_set_config(&w, "", "cluster.id", b->cat.cluster_id);
-        propose_plain(c, &w, 2, -1);
+        controller_propose(c, &w, 2, -1);
         c->self_register_pending = true; /* cleared by change_done below */
     }
     if (now - c->controller_since_ms < c->heartbeat_ms)
@@ -415,6 +416,97 @@ static void registration_committed(struct broker *b, struct cl_op *op, int statu
     xfree(op);
 }
 
+/* A joining broker is added to the Raft membership (non-voting) before
+ * its registration is proposed, so that it receives the metadata log. */
+struct join_state {
+    struct request *r;
+    int32_t id;
+    char host[MI_MAX_HOST + 1];
+    int32_t port;
+    kuuid incarnation;
+};
+
+static int propose_registration(struct broker *b, struct request *r, int32_t id, const char *host, int32_t port,
+                                kuuid incarnation)
+{
+    struct obuf w;
+    obuf_init(&w);
+    mi_enc_register_broker(&w, id, host, port, incarnation);
+    struct cl_op *op = xcalloc(1, sizeof *op);
+    if (!op) {
+        obuf_free(&w);
+        return -1;
+    }
+    op->fn = registration_committed;
+    op->r = r;
+    op->broker_id = id;
+    int rc = cluster_propose(b->cluster, &w, op);
+    obuf_free(&w);
+    if (rc < 0)
+        xfree(op);
+    return rc;
+}
+
+static void member_added(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
+{
+    (void)apply_err;
+    (void)msg;
+    struct join_state *js = op->cookie;
+    struct request *r = js->r;
+    if (status == 0 && b->cluster->is_controller) {
+        log_info("broker %d joined the metadata quorum as a non-voting member", js->id);
+        if (propose_registration(b, r, js->id, js->host, js->port, js->incarnation) == 0) {
+            xfree(js);
+            xfree(op);
+            return;
+        }
+    }
+    struct BrokerRegistrationResponse resp;
+    BrokerRegistrationResponse_init(&resp);
+    resp.ErrorCode = KERR_NOT_CONTROLLER;
+    if (r->conn) {
+        BrokerRegistrationResponse_encode(&r->out, r->api_version, &resp);
+        request_done(r);
+    } else {
+        request_free(r);
+    }
+    xfree(js);
+    xfree(op);
+}
+
+static void raft_member_done(void *arg, int status)
+{
+    struct cl_op *op = arg; /* raft thread: hand over to the loop thread */
+    struct cl_event *ev = xcalloc(1, sizeof *ev);
+    if (!ev)
+        abort();
+    ev->type = EV_PROPOSED;
+    ev->status = status;
+    ev->index = 0;
+    ev->cookie = op;
+    cluster_push(op->c, ev);
+}
+
+static bool raft_member(struct cluster *c, int32_t id)
+{
+    struct raft_node_member m[CLUSTER_MAX_BROKERS];
+    int n = raft_node_members(c->raft, m, CLUSTER_MAX_BROKERS);
+    for (int i = 0; i < n && i < CLUSTER_MAX_BROKERS; i++)
+        if (m[i].id == RAFT_ID(id))
+            return true;
+    return false;
+}
+
+void cluster_forget_member(struct broker *b, int32_t id)
+{
+    struct cluster *c = b->cluster;
+    bool voter = false;
+    for (int i = 0; i < c->nvoters; i++)
+        voter = voter || c->voters[i].id == RAFT_ID(id);
+    if (!voter && raft_member(c, id))
+        raft_node_remove(c->raft, RAFT_ID(id), NULL, NULL); /* a joined broker leaves the quorum too */
+}
+
 int handle_broker_registration(struct broker *b, struct request *r)
 {
     struct BrokerRegistrationRequest req;
@@ -423,40 +515,57 @@ int handle_broker_registration(struct broker *b, struct request *r)
     struct BrokerRegistrationResponse resp;
     BrokerRegistrationResponse_init(&resp);
     struct cluster *c = b->cluster;
-    const char *host = NULL;
-    int32_t port = 0;
+    const char *host = NULL, *raft_host = NULL;
+    int32_t port = 0, raft_port = 0;
     for (int32_t i = 0; i < req.Listeners.count; i++) {
-        if (req.Listeners.items[i].Host.len > 0 && req.Listeners.items[i].Host.len <= MI_MAX_HOST) {
-            host = handler_cstr(r, req.Listeners.items[i].Host);
-            port = req.Listeners.items[i].Port;
-            break;
+        struct BrokerRegistrationRequest_Listener *l = &req.Listeners.items[i];
+        if (l->Host.len <= 0 || l->Host.len > MI_MAX_HOST)
+            continue;
+        if (kstr_eq(l->Name, "CONTROLLER")) {
+            raft_host = handler_cstr(r, l->Host);
+            raft_port = l->Port;
+        } else if (!host) {
+            host = handler_cstr(r, l->Host);
+            port = l->Port;
         }
     }
     if (!c || !c->is_controller) {
         resp.ErrorCode = KERR_NOT_CONTROLLER;
-    } else if (!host || port <= 0 || req.BrokerId < 0) {
+    } else if (!host || port <= 0 || req.BrokerId < 0 || req.BrokerId > INT32_MAX - 1) {
         resp.ErrorCode = KERR_INVALID_REQUEST;
     } else {
         const struct mi_broker *mb = meta_image_broker(&c->img, req.BrokerId);
         if (mb && !memcmp(&mb->incarnation, &req.IncarnationId, sizeof mb->incarnation)) {
             resp.BrokerEpoch = mb->epoch; /* a retry of a registration that committed */
-        } else {
-            struct obuf w;
-            obuf_init(&w);
-            mi_enc_register_broker(&w, req.BrokerId, host, port, req.IncarnationId);
+        } else if (raft_host && raft_port > 0 && !raft_member(c, req.BrokerId)) {
+            /* a new broker: it joins the metadata quorum first */
+            struct join_state *js = xcalloc(1, sizeof *js);
             struct cl_op *op = xcalloc(1, sizeof *op);
-            if (!op) {
-                obuf_free(&w);
-                return API_CLOSE;
+            char addr[300];
+            snprintf(addr, sizeof addr, "%s:%d", raft_host, raft_port);
+            if (!js || !op || strlen(addr) >= 128) {
+                xfree(js);
+                xfree(op);
+                resp.ErrorCode = KERR_INVALID_REQUEST;
+            } else {
+                js->r = r;
+                js->id = req.BrokerId;
+                snprintf(js->host, sizeof js->host, "%s", host);
+                js->port = port;
+                js->incarnation = req.IncarnationId;
+                op->c = c;
+                op->fn = member_added;
+                op->cookie = js;
+                op->r = r;
+                if (raft_node_add(c->raft, RAFT_ID(req.BrokerId), addr, false, raft_member_done, op) == 0)
+                    return API_PARKED;
+                xfree(js);
+                xfree(op);
+                resp.ErrorCode = KERR_NOT_CONTROLLER;
             }
-            op->fn = registration_committed;
-            op->r = r;
-            op->broker_id = req.BrokerId;
-            int rc = cluster_propose(c, &w, op);
-            obuf_free(&w);
-            if (rc == 0)
-                return API_PARKED;
-            xfree(op);
+        } else if (propose_registration(b, r, req.BrokerId, host, port, req.IncarnationId) == 0) {
+            return API_PARKED;
+        } else {
             resp.ErrorCode = KERR_NOT_CONTROLLER;
         }
     }
@@ -703,4 +812,36 @@ void cluster_request_auto_create_with(struct broker *b, const char *name, int32_
             xfree(op);
     }
     obuf_free(&w);
+}
+
+/* ---- topic configs ---- */
+
+int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want)
+{
+    struct cluster *c = b->cluster;
+    const struct mi_topic *t = meta_image_topic(&c->img, topic, strlen(topic));
+    if (!t)
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (!c->is_controller)
+        return KERR_NOT_CONTROLLER;
+    for (int i = 0; i < want->n; i++) {
+        const char *have = config_get(&t->configs, want->entries[i].key);
+        if (have && !strcmp(have, want->entries[i].value))
+            continue;
+        struct obuf w;
+        obuf_init(&w);
+        mi_enc_set_config(&w, topic, want->entries[i].key, want->entries[i].value);
+        if (controller_propose(c, &w, 0, -1) < 0)
+            return KERR_NOT_CONTROLLER;
+    }
+    for (int i = 0; i < t->configs.n; i++) {
+        if (config_get(want, t->configs.entries[i].key))
+            continue;
+        struct obuf w;
+        obuf_init(&w);
+        mi_enc_set_config(&w, topic, t->configs.entries[i].key, NULL);
+        if (controller_propose(c, &w, 0, -1) < 0)
+            return KERR_NOT_CONTROLLER;
+    }
+    return 0;
 }

@@ -83,34 +83,6 @@ static const char *pending_value(const struct meta_image *img, const char *topic
     return config_get(&img->cluster_configs, key);
 }
 
-static void done_plain(struct broker *b, struct cl_op *op, int status, int apply_err, const char *msg)
-{
-    (void)b;
-    if (status || apply_err)
-        log_warn("reassignment step not applied: %s", status ? "not committed" : msg);
-    if (op->kind == 1)
-        op->c->pending_changes--;
-    xfree(op);
-}
-
-static int propose(struct cluster *c, struct obuf *w, int kind)
-{
-    struct cl_op *op = xcalloc(1, sizeof *op);
-    if (op) {
-        op->fn = done_plain;
-        op->kind = kind;
-    }
-    int rc = op ? cluster_propose(c, w, op) : -1;
-    obuf_free(w);
-    if (rc < 0) {
-        xfree(op);
-        return -1;
-    }
-    if (kind == 1)
-        c->pending_changes++;
-    return 0;
-}
-
 /* Leader for a new replica set: the current one if it stays, else the
  * first in-sync member of the set. */
 static int32_t pick_leader(const struct mi_partition *p, const int32_t *ids, int n, const int32_t *isr, int nisr)
@@ -147,7 +119,7 @@ static void change_replicas(struct cluster *c, const struct mi_topic *t, int32_t
     struct obuf w;
     obuf_init(&w);
     mi_enc_partition_change(&w, &ch);
-    propose(c, &w, 1);
+    controller_propose(c, &w, 1, -1);
 }
 
 /* Controller: finishes reassignments whose target replicas are all in sync. */
@@ -169,14 +141,15 @@ void reassign_tick(struct broker *b)
         for (int k = 0; same && k < pd.ntarget; k++)
             same = p->replicas[k] == pd.target[k];
         if (!same) {
-            log_info("%s-%d: reassignment complete, replicas now %s", pd.t->name, pd.partition,
-                     cc->entries[i].value);
+            char ids[160];
+            format_ids(ids, sizeof ids, pd.target, pd.ntarget);
+            log_info("%s-%d: reassignment complete, replicas now %s", pd.t->name, pd.partition, ids);
             change_replicas(c, pd.t, pd.partition, pd.target, pd.ntarget);
         } else {
             struct obuf w;
             obuf_init(&w);
             mi_enc_set_config(&w, "", cc->entries[i].key, NULL);
-            propose(c, &w, 0);
+            controller_propose(c, &w, 0, -1);
         }
         return; /* one step at a time */
     }
@@ -221,7 +194,7 @@ static int start_one(struct cluster *c, const struct mi_topic *t, int32_t partit
     struct obuf w;
     obuf_init(&w);
     mi_enc_set_config(&w, "", key, val);
-    if (propose(c, &w, 0) < 0) {
+    if (controller_propose(c, &w, 0, -1) < 0) {
         snprintf(err, errlen, "the controller cannot propose now");
         return KERR_NOT_CONTROLLER;
     }
@@ -237,7 +210,7 @@ static int start_one(struct cluster *c, const struct mi_topic *t, int32_t partit
         };
         obuf_init(&w);
         mi_enc_partition_change(&w, &ch);
-        propose(c, &w, 1);
+        controller_propose(c, &w, 1, -1);
     }
     log_info("%s-%d: reassigning %s -> %s", t->name, partition, a, bb);
     return 0;
@@ -256,7 +229,7 @@ static int cancel_one(struct cluster *c, const struct mi_topic *t, int32_t parti
     struct obuf w;
     obuf_init(&w);
     mi_enc_set_config(&w, "", key, NULL);
-    propose(c, &w, 0);
+    controller_propose(c, &w, 0, -1);
     return 0;
 }
 

@@ -292,6 +292,9 @@ static void process_fetch(struct broker *b, struct replica_fetcher *f, const uin
                 continue; /* not the leader (yet): the image will tell */
             if (pd->Records.len > 0 && pd->Records.ptr)
                 append_batches(p, (const uint8_t *)pd->Records.ptr, (size_t)pd->Records.len);
+            /* the leader's log start (DeleteRecords, retention) */
+            if (pd->LogStartOffset > p->log->log_start_offset && pd->LogStartOffset <= p->log->next_offset)
+                plog_delete_records(p->log, pd->LogStartOffset);
             int64_t hw = pd->HighWatermark < p->log->next_offset ? pd->HighWatermark : p->log->next_offset;
             if (hw > p->repl->hw)
                 p->repl->hw = hw;

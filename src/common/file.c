@@ -82,3 +82,29 @@ int file_mkdirs(const char *path)
     }
     return 0;
 }
+
+int file_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+int file_fsync_parent(const char *path)
+{
+    char dir[4200];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n == 0 || n >= sizeof dir) {
+        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    } else {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    return file_fsync_dir(dir);
+}

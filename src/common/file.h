@@ -20,4 +20,10 @@ int file_replace(const char *path, const void *p, size_t n);
  * set. */
 int file_mkdirs(const char *path);
 
+/* fsyncs a directory, so that creates, unlinks and renames in it are
+ * durable.  Returns 0 or -1 (errno). */
+int file_fsync_dir(const char *dir);
+/* The same for the directory that holds path. */
+int file_fsync_parent(const char *path);
+
 #endif

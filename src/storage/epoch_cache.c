@@ -16,29 +16,6 @@
  * newline. */
 #define LINE_MAX_BYTES 32
 
-/* Makes a rename in the directory of path durable: file_replace syncs the
- * file, not the directory entry. */
-static int fsync_parent(const char *path)
-{
-    char dir[4200];
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    if (n == 0 || n >= sizeof dir) {
-        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
-    } else {
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 static int reserve(struct ecache *c, int want)
 {
     if (want <= c->cap)
@@ -205,7 +182,7 @@ int ecache_save(struct ecache *c)
                                 (long long)c->e[i].start_offset);
     int rc = file_replace(c->path, buf, len);
     if (rc == 0)
-        rc = fsync_parent(c->path);
+        rc = file_fsync_parent(c->path);
     xfree(buf);
     c->unsaved = rc < 0;
     if (rc < 0)

@@ -733,19 +733,6 @@ int plog_take_unsynced_fds(struct plog *l, int *fds, int max)
 
 /* --- tail truncation (followers) ------------------------------------------ */
 
-/* Makes creates, unlinks and renames in the partition directory durable. */
-static int sync_dir(const struct plog *l)
-{
-    int fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 /* Writes the recovery point as given, lower too (plog_save_recovery_point
  * only raises it), durably: a recovery point above the log end would let
  * data appended after a truncation pass unchecked after a crash. */
@@ -754,7 +741,7 @@ static int write_recovery_point(struct plog *l, int64_t offset)
     char path[4200], buf[32];
     snprintf(path, sizeof path, "%s/recovery-point", l->dir);
     int n = snprintf(buf, sizeof buf, "%lld\n", (long long)offset);
-    if (file_replace(path, buf, (size_t)n) < 0 || sync_dir(l) < 0)
+    if (file_replace(path, buf, (size_t)n) < 0 || file_fsync_dir(l->dir) < 0)
         return -1;
     l->recovery_point = offset;
     /* a checkpoint flush under way would move it back up past the cut:
@@ -831,7 +818,7 @@ int plog_truncate_to(struct plog *l, int64_t offset)
     bool deleted = l->nsegs > k + 1;
     while (l->nsegs > k + 1)
         seg_delete(l->segs[--l->nsegs]);
-    if (deleted && sync_dir(l) < 0)
+    if (deleted && file_fsync_dir(l->dir) < 0)
         goto io_err;
     if (seg_truncate(l->segs[k], pos) < 0)
         goto io_err;
@@ -877,7 +864,7 @@ int plog_truncate_fully(struct plog *l, int64_t new_start)
         return -1;
     int64_t old_start = l->log_start_offset, old_end = l->next_offset;
     l->log_start_offset = new_start;
-    if (save_log_start(l) < 0 || sync_dir(l) < 0) {
+    if (save_log_start(l) < 0 || file_fsync_dir(l->dir) < 0) {
         l->log_start_offset = old_start;
         if (keep < 0)
             seg_delete(s);
@@ -890,7 +877,7 @@ int plog_truncate_fully(struct plog *l, int64_t new_start)
     l->segs[0] = s;
     l->nsegs = 1;
     l->next_offset = new_start;
-    if ((keep >= 0 && seg_truncate(s, 0) < 0) || sync_dir(l) < 0)
+    if ((keep >= 0 && seg_truncate(s, 0) < 0) || file_fsync_dir(l->dir) < 0)
         goto io_err;
     l->unflushed = 0;
     if (write_recovery_point(l, new_start) < 0)

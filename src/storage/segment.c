@@ -494,26 +494,6 @@ int seg_locate(const struct segment *s, int64_t offset, int64_t *pos, int64_t *b
     return 1;
 }
 
-/* fsyncs the directory holding the segment, so that unlinks are durable. */
-static int fsync_dir_of(const struct segment *s)
-{
-    char dir[4200];
-    const char *slash = strrchr(s->path, '/');
-    size_t n = slash ? (size_t)(slash - s->path) : 0;
-    if (n == 0 || n >= sizeof dir)
-        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)n, s->path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 int seg_truncate(struct segment *s, int64_t pos)
 {
     if (pos < 0 || pos > s->size) {
@@ -562,7 +542,7 @@ int seg_truncate(struct segment *s, int64_t pos)
         file_path(s, ".timeindex", path, sizeof path);
         if (unlink(path) < 0 && errno != ENOENT)
             return -1;
-        if (fsync_dir_of(s) < 0 || ftruncate(s->fd, pos) < 0 || fsync(s->fd) < 0) {
+        if (file_fsync_parent(s->path) < 0 || ftruncate(s->fd, pos) < 0 || fsync(s->fd) < 0) {
             log_error("segment %s: cannot truncate to byte %" PRId64 ": %s", s->path, pos, strerror(errno));
             return -1;
         }

@@ -31,12 +31,20 @@ BIN = os.environ.get("SHOPSTREAM_BIN", os.path.join(ROOT, "bin", "shopstream"))
 TOPIC = "failover"
 
 
+_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port not handed out before by this process (the kernel may
+    offer a just-closed port again)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _given:
+            _given.add(p)
+            return p
 
 
 LOGDIR = [None]
@@ -56,18 +64,24 @@ def fail(msg):
 
 
 class Cluster:
-    def __init__(self, n, tmp):
+    def __init__(self, n, tmp, voters=None):
+        """n brokers, node ids 1..n; voters (default all) form the metadata
+        quorum, the others join it as non-voting members."""
         self.n, self.tmp = n, tmp
+        self.voters = voters or list(range(1, n + 1))
         self.ports = [free_port() for _ in range(n)]
         self.raft = [free_port() for _ in range(n)]
         self.procs = [None] * n
         self.boot = ",".join("127.0.0.1:%d" % p for p in self.ports)
 
     def start(self, i):
-        voters = ",".join("%d@127.0.0.1:%d" % (k + 1, self.raft[k]) for k in range(self.n))
+        voters = ",".join("%d@127.0.0.1:%d" % (k, self.raft[k - 1]) for k in self.voters)
         log = open(os.path.join(self.tmp, "broker%d.log" % (i + 1)), "a")
+        join = [] if i + 1 in self.voters else [
+            "--set", "controller.quorum.bootstrap.servers=" +
+            ",".join("127.0.0.1:%d" % self.ports[k - 1] for k in self.voters)]
         self.procs[i] = subprocess.Popen(
-            [BIN, "broker", "--data-dir", os.path.join(self.tmp, "d%d" % (i + 1)),
+            [BIN, "broker", "--data-dir", os.path.join(self.tmp, "d%d" % (i + 1))] + join + [
              "--set", "node.id=%d" % (i + 1),
              "--set", "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (self.ports[i], self.raft[i]),
              "--set", "controller.quorum.voters=" + voters,
