@@ -230,11 +230,14 @@ def main():
                    threading.Thread(daemon=True, target=kafka_python_consumer, args=(cl.boot, seen["kafka-python"], stop_cons))]
         for t in threads:
             t.start()
-        # kcat: a producer fed line by line, a group consumer
-        kcat_p = subprocess.Popen(["kcat", "-P", "-b", cl.boot, "-t", TOPIC, "-X", "acks=all",
+        # kcat: a producer fed line by line, a group consumer.  -E: kcat
+        # exits on any error librdkafka reports unless told not to, also on
+        # transient ones (a connection to the killed broker failing)
+        kcat_p = subprocess.Popen(["kcat", "-E", "-P", "-b", cl.boot, "-t", TOPIC, "-X", "acks=all",
                                    "-X", "enable.idempotence=true", "-X", "message.timeout.ms=60000"],
-                                  stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        kcat_c = subprocess.Popen(["kcat", "-b", cl.boot, "-G", "failover-kcat", TOPIC,
+                                  stdin=subprocess.PIPE, stderr=open(os.path.join(tmp, "kcat-producer.log"), "w"),
+                                  text=True)
+        kcat_c = subprocess.Popen(["kcat", "-E", "-b", cl.boot, "-G", "failover-kcat", TOPIC,
                                    "-X", "auto.offset.reset=earliest", "-u"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs += [kcat_p, kcat_c]
@@ -245,11 +248,17 @@ def main():
         threading.Thread(daemon=True, target=read_kcat).start()
         kcat_n = [0]
 
+        kcat_died = [False]
+
         def feed_kcat():
             while not stop_prod.is_set():
+                try:
+                    kcat_p.stdin.write("kc-%d\n" % (kcat_n[0] + 1))
+                    kcat_p.stdin.flush()
+                except (BrokenPipeError, ValueError):
+                    kcat_died[0] = True  # judged below, with its log
+                    return
                 kcat_n[0] += 1
-                kcat_p.stdin.write("kc-%d\n" % kcat_n[0])
-                kcat_p.stdin.flush()
                 time.sleep(0.01)
         feeder = threading.Thread(daemon=True, target=feed_kcat)
         feeder.start()
@@ -304,6 +313,8 @@ def main():
 
         stop_prod.set()
         feeder.join()
+        if kcat_died[0]:
+            fail("kcat -P exited during the faults (exit %s)" % kcat_p.poll())
         kcat_p.stdin.close()
         if kcat_p.wait(90) != 0:
             fail("kcat -P exited %d (a delivery failed)" % kcat_p.returncode)
@@ -373,13 +384,23 @@ def main():
 
 
 def end_offsets(boot, topic):
-    c = Consumer({"bootstrap.servers": boot, "group.id": "failover-offsets"})
-    md = c.list_topics(topic, timeout=10)
-    res = {}
-    for p in md.topics[topic].partitions:
-        res[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-    c.close()
-    return res
+    """Partition -> end offset; retried while the cluster settles."""
+    deadline = time.time() + 30
+    while True:
+        c = Consumer({"bootstrap.servers": boot, "group.id": "failover-offsets"})
+        try:
+            md = c.list_topics(topic, timeout=10)
+            res = {}
+            for p in md.topics[topic].partitions:
+                res[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            if res:
+                return res
+        except Exception as e:
+            if time.time() > deadline:
+                fail("cannot read the end offsets of %s: %s" % (topic, e))
+        finally:
+            c.close()
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":
