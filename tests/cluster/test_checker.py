@@ -116,6 +116,23 @@ class CheckerTest(unittest.TestCase):
         h["final_end"]["2"] = 19      # the log really ends before it (truncated)
         self.assertViolated(h, "acked-at-offset", "group-read-all")
 
+    def test_acknowledged_without_offset_passes_when_stored(self):
+        # librdkafka acknowledges a batch whose answer was lost without an
+        # offset when a later batch of the producer succeeds
+        h = history()
+        h["acks"][3][2] = None
+        self.assertOk(json.loads(json.dumps(h)))
+
+    def test_acknowledged_without_offset_and_lost_fails(self):
+        h = history()
+        p, off = h["acks"][3][1], h["acks"][3][2]
+        h["acks"][3][2] = None
+        for obs in h["reads"]:
+            h["reads"][obs] = [r for r in h["reads"][obs] if (r[0], r[1]) != (p, off)]
+        h["final_end"][str(p)] = off  # the log ends before it
+        r = self.assertViolated(h, "acked-at-offset", "group-read-all")
+        self.assertIn("without an offset", r["violations"]["acked-at-offset"]["examples"][0])
+
     def test_acknowledged_at_another_offset_fails(self):
         h = history()
         h["acks"][0][2] = 5           # acknowledged at offset 5, stored at 0
