@@ -48,10 +48,14 @@ def free_port():
 
 
 LOGDIR = [None]
+PROCS = []  # every process started, killed by fail() (which skips the finally blocks)
 
 
 def fail(msg):
     print("FAIL " + msg, flush=True)
+    for p in PROCS:
+        if p.poll() is None:
+            p.kill()
     if LOGDIR[0]:
         for name in sorted(os.listdir(LOGDIR[0])):
             if name.endswith(".log"):
@@ -90,6 +94,7 @@ class Cluster:
              "--set", "min.insync.replicas=2", "--set", "offsets.topic.replication.factor=3",
              "--set", "offsets.topic.num.partitions=6"],
             stdout=log, stderr=log)
+        PROCS.append(self.procs[i])
 
     def metadata(self):
         a = AdminClient({"bootstrap.servers": self.boot})
@@ -270,6 +275,7 @@ def main():
         proc = subprocess.Popen([BIN, "process", "orders", "--bootstrap", cl.boot, "--partitions", "3"],
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "process.log"), "w"))
         procs += [sim, proc]
+        PROCS.extend(procs)
         time.sleep(6)
 
         # fault 1: kill -9 the leader of partition 0, restart it
