@@ -63,6 +63,89 @@ static int connect_controller(const struct client_opts *co, const char *cmd, str
     return rc;
 }
 
+/* One request to the active controller and its answer. */
+struct ctl_call {
+    struct kconn c;
+    char err[512];        /* the connection's error text */
+    struct obuf w;        /* the request: encode it after ctl_call_begin */
+    struct kconn_frame f;
+    struct kread body;    /* the answer, after ctl_call_send */
+    struct arena a;       /* for decoding the answer */
+};
+
+/* Connects to the controller and begins a request of API key `api`
+ * (version 0).  Returns 0, or -1 after printing why (nothing to end). */
+static int ctl_call_begin(struct ctl_call *cc, const struct client_opts *co, const char *cmd, int16_t api)
+{
+    memset(cc, 0, sizeof *cc);
+    if (connect_controller(co, cmd, &cc->c, cc->err, sizeof cc->err) < 0)
+        return -1;
+    obuf_init(&cc->w);
+    arena_init(&cc->a);
+    kconn_begin(&cc->c, &cc->w, api, 0);
+    return 0;
+}
+
+/* Sends the request and reads the answer into cc->body.  Returns 0, or -1
+ * after printing why. */
+static int ctl_call_send(struct ctl_call *cc, const char *cmd)
+{
+    if (kconn_roundtrip(&cc->c, &cc->w, &cc->f, &cc->body) == 0)
+        return 0;
+    fprintf(stderr, "%s: %s.\n", cmd, cc->err);
+    return -1;
+}
+
+static void ctl_call_end(struct ctl_call *cc)
+{
+    arena_free(&cc->a);
+    kconn_frame_free(&cc->f);
+    obuf_free(&cc->w);
+    kconn_close(&cc->c);
+}
+
+static void malformed(const char *cmd)
+{
+    fprintf(stderr, "%s: the controller sent a malformed answer.\n", cmd);
+}
+
+/* Asks the controller for the reassignments under way, of one partition
+ * (topic non-NULL) or all.  Returns 0 with *resp decoded in cc->a (the
+ * caller ends cc), or -1 after printing why (cc ended). */
+static int list_reassignments(struct ctl_call *cc, const struct client_opts *co, const char *cmd,
+                              const char *topic, int32_t partition,
+                              struct ListPartitionReassignmentsResponse *resp)
+{
+    if (ctl_call_begin(cc, co, cmd, KAPI_LISTPARTITIONREASSIGNMENTS) < 0)
+        return -1;
+    struct ListPartitionReassignmentsRequest req;
+    ListPartitionReassignmentsRequest_init(&req);
+    struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics t;
+    ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics_init(&t);
+    req.TimeoutMs = co->timeout_ms;
+    req.Topics.count = -1;
+    if (topic) {
+        t.Name = kstr_c(topic);
+        t.PartitionIndexes.count = 1;
+        t.PartitionIndexes.items = &partition;
+        req.Topics.count = 1;
+        req.Topics.items = &t;
+    }
+    ListPartitionReassignmentsRequest_encode(&cc->w, 0, &req);
+    int rc = -1;
+    if (ctl_call_send(cc, cmd) == 0) {
+        if (ListPartitionReassignmentsResponse_decode(&cc->body, &cc->a, 0, resp) < 0)
+            malformed(cmd);
+        else if (resp->ErrorCode)
+            fprintf(stderr, "%s: %s.\n", cmd, kerr_name(resp->ErrorCode));
+        else
+            rc = 0;
+    }
+    if (rc < 0)
+        ctl_call_end(cc);
+    return rc;
+}
+
 static int parse_common(struct client_opts *co, const char *cmd, int argc, char **argv, const char **pos, int npos,
                         int *wait)
 {
@@ -96,8 +179,10 @@ static int parse_common(struct client_opts *co, const char *cmd, int argc, char 
     return -1;
 }
 
-/* Whether TOPIC/PARTITION has exactly the replicas ids (in order) and all
- * of them in sync: 1, 0, or -1 when the metadata cannot be read. */
+/* Whether the reassignment of TOPIC/PARTITION to ids is complete: the
+ * metadata shows exactly those replicas (in order), all in sync, and the
+ * controller no longer lists it (it drops the entry one step after the
+ * replicas change).  1, 0, or -1 when either cannot be read. */
 static int settled(const struct client_opts *co, const char *cmd, const char *topic, int32_t partition,
                    const int32_t *ids, int n)
 {
@@ -120,6 +205,14 @@ static int settled(const struct client_opts *co, const char *cmd, const char *to
         rd_kafka_metadata_destroy(md);
     }
     rd_kafka_destroy(rk);
+    if (rc != 1)
+        return rc;
+    struct ctl_call cc;
+    struct ListPartitionReassignmentsResponse resp;
+    if (list_reassignments(&cc, co, cmd, topic, partition, &resp) < 0)
+        return -1;
+    rc = resp.Topics.count == 0;
+    ctl_call_end(&cc);
     return rc;
 }
 
@@ -149,9 +242,8 @@ static int reassign(struct client_opts *co, int argc, char **argv)
         ids[n++] = (int32_t)id;
         p = *end ? end + 1 : end;
     }
-    struct kconn c;
-    char err[512];
-    if (connect_controller(co, cmd, &c, err, sizeof err) < 0)
+    struct ctl_call cc;
+    if (ctl_call_begin(&cc, co, cmd, KAPI_ALTERPARTITIONREASSIGNMENTS) < 0)
         return 1;
     struct AlterPartitionReassignmentsRequest req;
     AlterPartitionReassignmentsRequest_init(&req);
@@ -168,21 +260,12 @@ static int reassign(struct client_opts *co, int argc, char **argv)
     req.TimeoutMs = co->timeout_ms;
     req.Topics.count = 1;
     req.Topics.items = &t;
-    struct obuf w;
-    obuf_init(&w);
-    kconn_begin(&c, &w, KAPI_ALTERPARTITIONREASSIGNMENTS, 0);
-    AlterPartitionReassignmentsRequest_encode(&w, 0, &req);
-    struct kconn_frame f = {0};
-    struct kread body;
+    AlterPartitionReassignmentsRequest_encode(&cc.w, 0, &req);
     int rc = 1;
-    struct arena a;
-    arena_init(&a);
-    if (kconn_roundtrip(&c, &w, &f, &body) < 0) {
-        fprintf(stderr, "%s: %s.\n", cmd, err);
-    } else {
+    if (ctl_call_send(&cc, cmd) == 0) {
         struct AlterPartitionReassignmentsResponse resp;
-        if (AlterPartitionReassignmentsResponse_decode(&body, &a, 0, &resp) < 0) {
-            fprintf(stderr, "%s: the controller sent a malformed answer.\n", cmd);
+        if (AlterPartitionReassignmentsResponse_decode(&cc.body, &cc.a, 0, &resp) < 0) {
+            malformed(cmd);
         } else {
             int code = resp.ErrorCode;
             kstr msg = resp.ErrorMessage;
@@ -216,10 +299,7 @@ static int reassign(struct client_opts *co, int argc, char **argv)
             }
         }
     }
-    arena_free(&a);
-    kconn_frame_free(&f);
-    obuf_free(&w);
-    kconn_close(&c);
+    ctl_call_end(&cc);
     return rc;
 }
 
@@ -238,50 +318,24 @@ static int list(struct client_opts *co, int argc, char **argv)
     int r = parse_common(co, cmd, argc, argv, NULL, 0, NULL);
     if (r >= 0)
         return r;
-    struct kconn c;
-    char err[512];
-    if (connect_controller(co, cmd, &c, err, sizeof err) < 0)
-        return 1;
-    struct ListPartitionReassignmentsRequest req;
-    ListPartitionReassignmentsRequest_init(&req);
-    req.TimeoutMs = co->timeout_ms;
-    req.Topics.count = -1;
-    struct obuf w;
-    obuf_init(&w);
-    kconn_begin(&c, &w, KAPI_LISTPARTITIONREASSIGNMENTS, 0);
-    ListPartitionReassignmentsRequest_encode(&w, 0, &req);
-    struct kconn_frame f = {0};
-    struct kread body;
-    struct arena a;
-    arena_init(&a);
-    int rc = 1;
+    struct ctl_call cc;
     struct ListPartitionReassignmentsResponse resp;
-    if (kconn_roundtrip(&c, &w, &f, &body) < 0) {
-        fprintf(stderr, "%s: %s.\n", cmd, err);
-    } else if (ListPartitionReassignmentsResponse_decode(&body, &a, 0, &resp) < 0) {
-        fprintf(stderr, "%s: the controller sent a malformed answer.\n", cmd);
-    } else if (resp.ErrorCode) {
-        fprintf(stderr, "%s: %s.\n", cmd, kerr_name(resp.ErrorCode));
-    } else {
-        rc = 0;
-        for (int32_t t = 0; t < resp.Topics.count; t++)
-            for (int32_t p = 0; p < resp.Topics.items[t].Partitions.count; p++) {
-                const struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *op =
-                    &resp.Topics.items[t].Partitions.items[p];
-                printf("%.*s-%d", resp.Topics.items[t].Name.len, resp.Topics.items[t].Name.ptr, op->PartitionIndex);
-                print_ids("replicas", op->Replicas.items, op->Replicas.count);
-                print_ids("adding", op->AddingReplicas.items, op->AddingReplicas.count);
-                print_ids("removing", op->RemovingReplicas.items, op->RemovingReplicas.count);
-                printf("\n");
-            }
-        if (resp.Topics.count == 0)
-            printf("no reassignment under way\n");
-    }
-    arena_free(&a);
-    kconn_frame_free(&f);
-    obuf_free(&w);
-    kconn_close(&c);
-    return rc;
+    if (list_reassignments(&cc, co, cmd, NULL, 0, &resp) < 0)
+        return 1;
+    for (int32_t t = 0; t < resp.Topics.count; t++)
+        for (int32_t p = 0; p < resp.Topics.items[t].Partitions.count; p++) {
+            const struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *op =
+                &resp.Topics.items[t].Partitions.items[p];
+            printf("%.*s-%d", resp.Topics.items[t].Name.len, resp.Topics.items[t].Name.ptr, op->PartitionIndex);
+            print_ids("replicas", op->Replicas.items, op->Replicas.count);
+            print_ids("adding", op->AddingReplicas.items, op->AddingReplicas.count);
+            print_ids("removing", op->RemovingReplicas.items, op->RemovingReplicas.count);
+            printf("\n");
+        }
+    if (resp.Topics.count == 0)
+        printf("no reassignment under way\n");
+    ctl_call_end(&cc);
+    return 0;
 }
 
 static int remove_broker(struct client_opts *co, int argc, char **argv)
@@ -297,27 +351,19 @@ static int remove_broker(struct client_opts *co, int argc, char **argv)
         fprintf(stderr, "%s: BROKER must be a broker id, not '%s'.\n", cmd, pos[0]);
         return 2;
     }
-    struct kconn c;
-    char err[512];
-    if (connect_controller(co, cmd, &c, err, sizeof err) < 0)
+    struct ctl_call cc;
+    if (ctl_call_begin(&cc, co, cmd, KAPI_UNREGISTERBROKER) < 0)
         return 1;
     struct UnregisterBrokerRequest req;
     UnregisterBrokerRequest_init(&req);
     req.BrokerId = (int32_t)id;
-    struct obuf w;
-    obuf_init(&w);
-    kconn_begin(&c, &w, KAPI_UNREGISTERBROKER, 0);
-    UnregisterBrokerRequest_encode(&w, 0, &req);
-    struct kconn_frame f = {0};
-    struct kread body;
-    struct arena a;
-    arena_init(&a);
+    UnregisterBrokerRequest_encode(&cc.w, 0, &req);
     int rc = 1;
     struct UnregisterBrokerResponse resp;
-    if (kconn_roundtrip(&c, &w, &f, &body) < 0) {
-        fprintf(stderr, "%s: %s.\n", cmd, err);
-    } else if (UnregisterBrokerResponse_decode(&body, &a, 0, &resp) < 0) {
-        fprintf(stderr, "%s: the controller sent a malformed answer.\n", cmd);
+    if (ctl_call_send(&cc, cmd) < 0) {
+        /* said */
+    } else if (UnregisterBrokerResponse_decode(&cc.body, &cc.a, 0, &resp) < 0) {
+        malformed(cmd);
     } else if (resp.ErrorCode) {
         fprintf(stderr, "%s: %s%s%.*s.\n", cmd, kerr_name(resp.ErrorCode), resp.ErrorMessage.len > 0 ? ": " : "",
                 resp.ErrorMessage.len > 0 ? resp.ErrorMessage.len : 0,
@@ -326,10 +372,7 @@ static int remove_broker(struct client_opts *co, int argc, char **argv)
         printf("removed broker %ld\n", id);
         rc = 0;
     }
-    arena_free(&a);
-    kconn_frame_free(&f);
-    obuf_free(&w);
-    kconn_close(&c);
+    ctl_call_end(&cc);
     return rc;
 }
 

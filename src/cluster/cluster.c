@@ -306,6 +306,43 @@ static bool same_configs(const struct config *a, const struct config *b)
     return true;
 }
 
+/* This broker stops being a replica of part: parked requests are answered,
+ * group coordination on it ends, and once the broker has caught up with the
+ * metadata its log is emptied (Kafka deletes the replica; the directory
+ * stays while the topic has other partitions here). */
+static void stop_replica(struct broker *b, struct partition *part, bool offsets)
+{
+    if (part->repl) {
+        repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
+        if (offsets && part->repl->is_leader)
+            gstore_partition_led(b, part, false);
+        xfree(part->repl);
+        part->repl = NULL;
+    }
+    if (!b->cluster->caught_up || (part->log->next_offset == 0 && part->log->log_start_offset == 0))
+        return;
+    log_info("no longer a replica of %s-%d: deleting its %lld records", part->topic->name, part->index,
+             (long long)(part->log->next_offset - part->log->log_start_offset));
+    if (plog_truncate_fully(part->log, 0) < 0)
+        log_error("cannot delete the log of %s-%d: %s", part->topic->name, part->index, strerror(errno));
+    b->appends++; /* parked fetches on it answer now */
+}
+
+/* No partition of t is on this broker any more (moved by reassignment):
+ * once caught up with the metadata, the local topic goes. */
+static void drop_local_topic(struct broker *b, struct topic *t, bool offsets)
+{
+    for (int32_t i = 0; i < t->npartitions; i++)
+        stop_replica(b, t->parts[i], offsets);
+    if (!b->cluster->caught_up)
+        return;
+    log_info("no replica of %s is on this broker any more: removing its local log", t->name);
+    for (int32_t i = 0; i < t->npartitions; i++)
+        cleaner_forget(b->cleaner, t->parts[i]->log);
+    catalog_delete(&b->cat, t);
+    b->appends++;
+}
+
 /* Makes the local logs follow one topic of the image: this broker holds a
  * log for every partition it is a replica of, leads what the image says it
  * leads and follows the rest. */
@@ -331,8 +368,11 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
         catalog_delete(&b->cat, t);
         t = NULL;
     }
-    if (!t && !mine)
+    if (!mine) {
+        if (t)
+            drop_local_topic(b, t, offsets);
         return;
+    }
     char err[256];
     if (!t) {
         int rc = catalog_create_with_id(&b->cat, mt->name, mt->npartitions, &mt->configs, &mt->id, &t, err,
@@ -355,13 +395,7 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
         const struct mi_partition *mp = &mt->parts[i];
         struct partition *part = t->parts[i];
         if (!has_replica(mp, c->node_id)) {
-            if (part->repl) {
-                repl_fail_parked(b, part, KERR_NOT_LEADER_OR_FOLLOWER);
-                if (offsets && part->repl->is_leader)
-                    gstore_partition_led(b, part, false);
-                xfree(part->repl);
-                part->repl = NULL;
-            }
+            stop_replica(b, part, offsets);
             continue;
         }
         struct replica *r = part->repl;
@@ -409,16 +443,32 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
     }
 }
 
+/* The controller unfences a broker only once it has replayed the metadata
+ * up to its own registration, so from the first unfencing on, every image
+ * this process sees is the cluster's present, not a step of the replay.
+ * Replicas are deleted only from then on: a replayed past assignment must
+ * not delete a log that the present one needs. */
+static void set_fenced(struct cluster *c, bool fenced)
+{
+    if (c->fenced && !fenced && !c->caught_up)
+        log_info("caught up with the cluster metadata");
+    c->fenced = fenced;
+    if (!fenced)
+        c->caught_up = true;
+}
+
 static void reconcile_all(struct broker *b)
 {
     struct cluster *c = b->cluster;
-    for (int i = 0; i < c->img.ntopics; i++)
-        cluster_reconcile_topic(b, c->img.topics[i]);
     const struct mi_broker *me = meta_image_broker(&c->img, c->node_id);
     if (me && !memcmp(&me->incarnation, &c->incarnation, sizeof me->incarnation)) {
         c->broker_epoch = me->epoch;
-        c->fenced = me->fenced;
+        set_fenced(c, me->fenced);
     }
+    /* in image order; drop_local_topic may remove catalog entries, never
+     * image ones */
+    for (int i = 0; i < c->img.ntopics; i++)
+        cluster_reconcile_topic(b, c->img.topics[i]);
     fetchers_update(b);
 }
 
@@ -677,9 +727,12 @@ static void heartbeat_answered(struct broker *b, struct cl_op *op, int status, i
         if (resp.ErrorCode == KERR_STALE_BROKER_EPOCH) {
             c->broker_epoch = -1; /* register again */
         } else if (resp.ErrorCode == 0) {
+            bool first = !c->caught_up && !resp.IsFenced;
             if (c->fenced && !resp.IsFenced)
                 log_info("unfenced by the controller");
-            c->fenced = resp.IsFenced;
+            set_fenced(c, resp.IsFenced);
+            if (first)
+                reconcile_all(b); /* replicas moved away while we replayed go now */
         }
     }
     arena_free(&a);

@@ -97,6 +97,7 @@ struct cluster {
     bool register_inflight, heartbeat_inflight;
     int64_t last_register_ms, last_heartbeat_ms;
     bool fenced;
+    bool caught_up;               /* unfenced once in this process: see set_fenced */
     /* the active controller's view of broker liveness */
     struct controller_broker cb[CLUSTER_MAX_BROKERS];
     int ncb;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "protocol/kerr.h"
 
 #define CLEAN_MARK ".clean-shutdown"
+#define LOCK_FILE ".lock"
 
 int catalog_check_name(const char *name, size_t len, const char **why)
 {
@@ -239,17 +241,65 @@ static int load_meta(struct catalog *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Takes the data dir's lock, as Kafka does with its .lock file: a second
+ * broker on the same directory would interleave appends and truncate what the
+ * first one acknowledged.  The lock goes with the process, kill -9 included. */
+static int lock_data_dir(struct catalog *c, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LOCK_FILE, c->data_dir);
+    c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (c->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            snprintf(err, errlen, "data directory %s is in use by another process (%s is locked)",
+                     c->data_dir, path);
+        else
+            snprintf(err, errlen, "cannot lock %s: %s", path, strerror(errno));
+        close(c->lock_fd);
+        c->lock_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static int open_topics(struct catalog *c, char *err, size_t errlen);
+
 int catalog_open(struct catalog *c, const char *data_dir, const struct config *broker, char *err,
                  size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->broker = broker;
     c->data_dir = xstrdup(data_dir);
-    char path[4200];
+    c->lock_fd = -1;
     if (file_mkdirs(data_dir) < 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", data_dir, strerror(errno));
+        xfree(c->data_dir);
+        c->data_dir = NULL;
         return -1;
     }
+    if (lock_data_dir(c, err, errlen) < 0 || open_topics(c, err, errlen) < 0) {
+        /* leave no half-open catalog behind, and no clean mark */
+        for (int i = 0; i < c->ntopics; i++)
+            topic_free(c->topics[i], true);
+        xfree(c->topics);
+        if (c->lock_fd >= 0)
+            close(c->lock_fd);
+        xfree(c->data_dir);
+        memset(c, 0, sizeof *c);
+        c->lock_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static int open_topics(struct catalog *c, char *err, size_t errlen)
+{
+    const char *data_dir = c->data_dir;
+    char path[4200];
     snprintf(path, sizeof path, "%s/topics", data_dir);
     if (mkdir(path, 0755) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -298,8 +348,11 @@ void catalog_close(struct catalog *c)
         fsync(fd);
         close(fd);
     }
+    if (c->lock_fd >= 0)
+        close(c->lock_fd); /* last: the clean mark is written under the lock */
     xfree(c->data_dir);
     memset(c, 0, sizeof *c);
+    c->lock_fd = -1;
 }
 
 struct topic *catalog_find(const struct catalog *c, const char *name, size_t len)

@@ -45,12 +45,14 @@ struct catalog {
     const struct config *broker;  /* borrows the broker's properties */
     char cluster_id[32];
     bool was_clean;               /* the last shutdown was clean */
+    int lock_fd;                  /* holds flock on data_dir/.lock */
     int64_t next_producer_id;     /* the next id InitProducerId hands out */
     int64_t producer_id_block_end; /* ids below this are reserved on disk */
 };
 
-/* Opens data_dir (created if missing) and every topic in it.  Returns 0 or
- * -1 with a message in err. */
+/* Opens data_dir (created if missing) and every topic in it, holding an
+ * exclusive lock on data_dir/.lock until catalog_close so that no second
+ * process opens the same directory.  Returns 0 or -1 with a message in err. */
 int catalog_open(struct catalog *c, const char *data_dir, const struct config *broker,
                  char *err, size_t errlen);
 /* Closes all logs and marks the shutdown clean. */

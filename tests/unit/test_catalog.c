@@ -1,7 +1,8 @@
 /* test_catalog.c: the topic catalog (storage/catalog.c): Kafka's topic name
  * rule, create / find / delete / add_partitions / set_config, and that all
  * of it, the topic ids, the cluster id and the partitions' data persist
- * across catalog_close and catalog_open, with the clean-shutdown mark. */
+ * across catalog_close and catalog_open, with the clean-shutdown mark, and
+ * that a data dir is opened by one process at a time. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -389,6 +390,36 @@ TEST(catalog_skips_broken_topic_directories)
     CHECK(catalog_find(&c, "good", 4) != NULL);
     catalog_close(&c);
     config_free(&broker);
+}
+
+TEST(catalog_data_dir_is_locked)
+{
+    size_t base = alloc_live_bytes();
+    struct config broker;
+    config_init(&broker);
+    struct catalog c, c2;
+    open_catalog(&c, &broker);
+    char err[256] = "";
+    /* a second open, in this process or another, is refused before it
+     * touches anything (the clean mark in particular) */
+    CHECK_EQ(catalog_open(&c2, datadir(), &broker, err, sizeof err), -1);
+    CHECK(strstr(err, "in use by another process") != NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct catalog cc;
+        char e2[256];
+        _exit(catalog_open(&cc, datadir(), &broker, e2, sizeof e2) == -1 ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    catalog_close(&c);
+    /* the lock goes with the catalog */
+    open_catalog(&c2, &broker);
+    CHECK(c2.was_clean);
+    catalog_close(&c2);
+    config_free(&broker);
+    CHECK_EQ(alloc_live_bytes(), base);
 }
 
 TEST(catalog_no_leaks)

@@ -745,6 +745,33 @@ def produce_acks_all(b):
 
 
 @test()
+def data_dir_in_use_refused(b):
+    """A second broker on a data dir in use exits with a clear error before it
+    touches anything: the first keeps serving, its data and its clean-shutdown
+    mark intact."""
+    create_topic(b, "dd-lock", 1)
+    produce_ok(b, "dd-lock", 0, record_batch(recs(5)))
+    args = [BIN, "broker", "--listen", "127.0.0.1:%d" % free_port(), "--data-dir",
+            os.path.join(b.dir, "data")]
+    try:
+        r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("a second broker on the same data dir kept running")
+    err = r.stderr.decode("utf-8", "replace")
+    check(r.returncode != 0, "second broker exited %d" % r.returncode)
+    check("in use by another process" in err, "second broker's error: %r" % err[-300:])
+    with b.conn() as c:
+        eq(log_end(c, "dd-lock"), 5, "first broker's log end")
+    produce_ok(b, "dd-lock", 0, record_batch(recs(2)), expect_base=5)
+    b.restart(signal.SIGTERM)
+    with open(b.log_path, "rb") as f:
+        after = f.read().decode("utf-8", "replace").rsplit("---- restart", 1)[-1]
+    check("not clean" not in after, "the clean-shutdown mark was lost: " + after[-300:])
+    with b.conn() as c:
+        eq(log_end(c, "dd-lock"), 7, "log end after restart")
+
+
+@test()
 def produce_bad_acks(b):
     create_topic(b, "pr-badacks", 1)
     with b.conn() as c:
