@@ -446,8 +446,12 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
 /* The controller unfences a broker only once it has replayed the metadata
  * up to its own registration, so from the first unfencing on, every image
  * this process sees is the cluster's present, not a step of the replay.
- * Replicas are deleted only from then on: a replayed past assignment must
- * not delete a log that the present one needs. */
+ * Logs follow the image only from then on, as a Kafka broker serves only
+ * after its initial catch-up: a restarted broker replays from its last
+ * snapshot, and acting on that past would make it a second leader at an
+ * old epoch (followers that have not yet applied the new epoch would fetch
+ * from it and acknowledge with it records the real leader never gets), or
+ * delete a log the present assignment needs. */
 static void set_fenced(struct cluster *c, bool fenced)
 {
     if (c->fenced && !fenced && !c->caught_up)
@@ -465,6 +469,8 @@ static void reconcile_all(struct broker *b)
         c->broker_epoch = me->epoch;
         set_fenced(c, me->fenced);
     }
+    if (!c->caught_up)
+        return; /* no log is led or followed yet: requests get NOT_LEADER */
     /* in image order; drop_local_topic may remove catalog entries, never
      * image ones */
     for (int i = 0; i < c->img.ntopics; i++)
@@ -732,7 +738,7 @@ static void heartbeat_answered(struct broker *b, struct cl_op *op, int status, i
                 log_info("unfenced by the controller");
             set_fenced(c, resp.IsFenced);
             if (first)
-                reconcile_all(b); /* replicas moved away while we replayed go now */
+                reconcile_all(b); /* the logs follow the image from now on */
         }
     }
     arena_free(&a);
