@@ -13,13 +13,22 @@ A history is a dict:
   "final":  observer          the fresh reader that read everything at the end
   "final_end": {partition: end offset} the end of the log it read up to
   "faults": [{"kind", "node", "start", "end"}, ...]
+  optional: "producer_ids": [[partition, offset, producer id, producer epoch], ...]
+            for the positions of values found at several positions (see
+            duplicate_positions), read from the brokers' log files
   optional: "leader_changes", "sent", "failed_deliveries", "seed", ...
 
 Properties:
   1 acked-at-offset  every acknowledged record is in the final read at exactly
                      the offset its acknowledgement named
   2 no-duplicates    no value is at two positions (partition, offset): in the
-                     final read, across all observers, or in the acks
+                     final read, across all observers, or in the acks.  Not
+                     counted: copies written by one producer id under
+                     different producer epochs.  The broker deduplicates
+                     within an epoch, as Kafka does; librdkafka bumps the
+                     epoch and sends again what it could not confirm
+                     (KIP-360), which a Kafka broker stores twice too.  They
+                     are reported as stats["resent_after_epoch_bump"].
   3 agreement        no two observers saw different values at one
                      (partition, offset), and nothing a consumer read is
                      missing from the final read below its end
@@ -47,6 +56,33 @@ PROPERTIES = [
 
 def _key(p):
     return int(p)
+
+
+def _value_positions(h):
+    """value -> {(p, off)} over all observers and acks, and value ->
+    [(observer, p, off)] for examples."""
+    positions = collections.defaultdict(set)
+    where = collections.defaultdict(list)
+    for obs, recs in h.get("reads", {}).items():
+        for p, off, v, *_ in recs:
+            pos = (_key(p), off)
+            if pos not in positions[v]:
+                positions[v].add(pos)
+                where[v].append((obs, pos[0], off))
+    for prod, p, off, v, *_ in h.get("acks", []):
+        if off is None:
+            continue  # no position claimed (see 1)
+        pos = (_key(p), off)
+        if pos not in positions[v]:
+            positions[v].add(pos)
+            where[v].append(("ack", pos[0], off))
+    return positions, where
+
+
+def duplicate_positions(h):
+    """The positions (p, off) of every value found at more than one."""
+    positions, _ = _value_positions(h)
+    return sorted(x for pos in positions.values() if len(pos) > 1 for x in pos)
 
 
 def check(h, resume_bound=RESUME_BOUND):
@@ -91,23 +127,15 @@ def check(h, resume_bound=RESUME_BOUND):
                     v, _key(p), off, prod, "nothing there" if got is None else repr(got)))
 
     # 2: a value at two positions (within the final read, across observers, in acks)
-    positions = collections.defaultdict(set)     # value -> {(p, off)}
-    where = collections.defaultdict(list)        # value -> [(observer, p, off)] (for examples)
-    for obs, recs in reads.items():
-        for p, off, v, *_ in recs:
-            pos = (_key(p), off)
-            if pos not in positions[v]:
-                positions[v].add(pos)
-                where[v].append((obs, pos[0], off))
-    for prod, p, off, v, *_ in acks:
-        if off is None:
-            continue  # no position claimed (see 1)
-        pos = (_key(p), off)
-        if pos not in positions[v]:
-            positions[v].add(pos)
-            where[v].append(("ack", pos[0], off))
+    positions, where = _value_positions(h)
+    ids = {(_key(p), off): (pid, epoch) for p, off, pid, epoch in h.get("producer_ids", [])}
+    resent = 0
     for v, pos in positions.items():
         if len(pos) > 1:
+            owners = [ids.get(x) for x in pos]
+            if all(owners) and len({o[0] for o in owners}) == 1 and len({o[1] for o in owners}) == len(owners):
+                resent += 1
+                continue
             viol["no-duplicates"].append("%r at %s" % (v, ", ".join(
                 "p%d/%d (%s)" % (p, off, obs) for obs, p, off in sorted(where[v], key=lambda x: (x[1], x[2], x[0])))))
 
@@ -206,7 +234,7 @@ def check(h, resume_bound=RESUME_BOUND):
     for k in ("sent", "failed_deliveries", "producer_restarts", "broker_crashes"):
         if k in h:
             counts[k] = h[k]
-    stats = {}
+    stats = {"resent_after_epoch_bump": resent}
     if resume_times:
         stats["resume_s_max"] = round(max(resume_times), 2)
         stats["resume_s_median"] = round(sorted(resume_times)[len(resume_times) // 2], 2)

@@ -172,6 +172,29 @@ class CheckerTest(unittest.TestCase):
         h["final_end"]["2"] = 21
         self.assertViolated(h, "no-duplicates")
 
+    def resent_history(self, ids):
+        # the final read holds one value twice in partition 0: at 2 and again at 20
+        h = history()
+        v = find(h, "final", 0, 2)[2]
+        h["reads"]["final"].append([0, 20, v, T0 + 100, T0 + 50])
+        h["final_end"]["0"] = 21
+        self.assertEqual(checker.duplicate_positions(h), [(0, 2), (0, 20)])
+        h["producer_ids"] = ids
+        return h
+
+    def test_resent_after_producer_epoch_bump_passes(self):
+        # same producer id, a later epoch: librdkafka sent it again (KIP-360)
+        r = self.assertOk(self.resent_history([[0, 2, 4096, 0], [0, 20, 4096, 1]]))
+        self.assertEqual(r["stats"]["resent_after_epoch_bump"], 1)
+
+    def test_duplicate_within_one_producer_epoch_fails(self):
+        # the broker should have deduplicated this one
+        self.assertViolated(self.resent_history([[0, 2, 4096, 0], [0, 20, 4096, 0]]), "no-duplicates")
+
+    def test_duplicate_from_two_producer_ids_or_unknown_fails(self):
+        self.assertViolated(self.resent_history([[0, 2, 4096, 0], [0, 20, 8192, 1]]), "no-duplicates")
+        self.assertViolated(self.resent_history([[0, 2, 4096, 0]]), "no-duplicates")
+
     # -- 3: agreement ----------------------------------------------------
     def test_two_consumers_disagree_fails(self):
         h = history()

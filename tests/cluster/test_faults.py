@@ -27,9 +27,11 @@ work dir is kept when anything fails.  Prints SKIP and exits 0 when network
 namespaces cannot be used (not root, no iproute2, no permission)."""
 import argparse
 import collections
+import glob
 import json
 import os
 import random
+import struct
 import sys
 import tempfile
 import time
@@ -199,6 +201,37 @@ class Nemesis:
                 b.start()
 
 
+def producer_ids(work, wanted):
+    """[[p, off, producer id, producer epoch]] for the positions wanted,
+    from the batch headers in the brokers' segment files (any replica: the
+    positions asked about are below the high watermark)."""
+    want = set(wanted)
+    found = {}
+    for d in sorted(glob.glob(os.path.join(work, "b*-data", "topics", TOPIC, "*"))):
+        try:
+            p = int(os.path.basename(d))
+        except ValueError:
+            continue
+        offs = sorted(off for q, off in want if q == p)
+        if not offs:
+            continue
+        for seg in sorted(glob.glob(os.path.join(d, "*.log"))):
+            with open(seg, "rb") as f:
+                data = f.read()
+            i = 0
+            while i + 61 <= len(data):
+                base, blen = struct.unpack(">qi", data[i:i + 12])
+                if blen < 49 or i + 12 + blen > len(data):
+                    break
+                last = base + struct.unpack(">i", data[i + 23:i + 27])[0]
+                pid, epoch = struct.unpack(">qh", data[i + 43:i + 53])
+                for off in offs:
+                    if base <= off <= last:
+                        found.setdefault((p, off), (pid, epoch))
+                i += 12 + blen
+    return [[p, off, pid, epoch] for (p, off), (pid, epoch) in sorted(found.items())]
+
+
 def main(argv):
     args = parse_args(argv)
     try:
@@ -353,6 +386,9 @@ def run(args, cluster, net, res, log, work, summary, checker, workload):
          "producer_restarts": sum(p.restarts for p in producers),
          "broker_crashes": len(nemesis.crashes),
          "seed": args.seed, "mode": summary["mode"]}
+    dups = checker.duplicate_positions(h)
+    if dups:
+        h["producer_ids"] = producer_ids(work, dups)
     with open(os.path.join(work, "history.json"), "w") as f:
         json.dump(h, f)
     r = checker.check(h, resume_bound=RESUME_BOUND)
