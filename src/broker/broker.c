@@ -578,6 +578,11 @@ struct topic *broker_auto_create(struct broker *b, const char *name, size_t len)
     buf[len] = 0;
     if (!strcmp(buf, GSTORE_TOPIC))
         return gstore_topic(b);  /* internal: its own partitions and config */
+    /* In a cluster only the controller creates topics: Metadata asks it to
+     * (handle_metadata.c); a Produce for an unknown topic is refused, as by
+     * Kafka, rather than making a log no replica set knows. */
+    if (b->cluster)
+        return NULL;
     struct topic *t = NULL;
     char err[256];
     if (catalog_create(&b->cat, buf, b->default_partitions, NULL, &t, err, sizeof err) != 0) {

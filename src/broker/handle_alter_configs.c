@@ -3,9 +3,30 @@
  * incremental form is IncrementalAlterConfigs).  Broker configs are static
  * (read from the properties at start) and cannot be altered. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handler.h"
 #include "cluster/cluster.h"
+
+/* In a cluster each resource's change waits for its metadata commands. */
+struct alter_state {
+    struct AlterConfigsResponse resp;
+    struct awaited aw;
+};
+
+static void encode_altered(struct request *r)
+{
+    struct alter_state *st = r->state;
+    AlterConfigsResponse_encode(&r->out, r->api_version, &st->resp);
+}
+
+static void altered(struct broker *b, struct request *r, int err, const char *msg)
+{
+    (void)b;
+    struct alter_state *st = r->state;
+    awaited_next(r, &st->aw, err, msg);
+    awaited_release(r, &st->aw);
+}
 
 int handle_alter_configs(struct broker *b, struct request *r)
 {
@@ -15,19 +36,24 @@ int handle_alter_configs(struct broker *b, struct request *r)
         return API_PARKED; /* the controller answers */
     if (AlterConfigsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
-    struct AlterConfigsResponse resp;
-    AlterConfigsResponse_init(&resp);
-    if (HANDLER_ITEMS(r, resp.Responses, req.Resources.count, AlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
+    struct alter_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!st)
         return API_CLOSE;
+    memset(st, 0, sizeof *st);
+    r->state = st;
+    AlterConfigsResponse_init(&st->resp);
+    if (HANDLER_ITEMS(r, st->resp.Responses, req.Resources.count, AlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
+        return API_CLOSE;
+    st->aw = AWAITED_INIT(st->resp.Responses, struct AlterConfigsResponse_AlterConfigsResourceResponse, encode_altered);
     for (int32_t i = 0; i < req.Resources.count; i++) {
         struct AlterConfigsRequest_AlterConfigsResource *res = &req.Resources.items[i];
-        struct AlterConfigsResponse_AlterConfigsResourceResponse *out = &resp.Responses.items[i];
+        struct AlterConfigsResponse_AlterConfigsResourceResponse *out = &st->resp.Responses.items[i];
         out->ResourceType = res->ResourceType;
         out->ResourceName = res->ResourceName;
         out->ErrorMessage = (kstr){NULL, -1};
         char err[512] = "";
-        int code;
-        struct topic *t = handler_alterable_topic(b, res->ResourceType, res->ResourceName, &code, err, sizeof err);
+        struct topic_view tv;
+        int code = handler_alterable_topic(b, res->ResourceType, res->ResourceName, &tv, err, sizeof err);
         struct config ov;
         config_init(&ov);
         for (int32_t k = 0; !code && k < res->Configs.count; k++) {
@@ -36,15 +62,17 @@ int handle_alter_configs(struct broker *b, struct request *r)
             if (topic_config_apply(&ov, b->cfg, name, TC_OP_SET, value, err, sizeof err) < 0)
                 code = KERR_INVALID_CONFIG;
         }
-        if (!code && !req.ValidateOnly && (b->cluster ? cluster_set_topic_config(b, t->name, &ov) != 0 : catalog_set_config(&b->cat, t, &ov) < 0)) {
-            code = KERR_KAFKA_STORAGE_ERROR;
-            snprintf(err, sizeof err, "cannot save the topic's configuration");
-        }
+        bool parked = false;
+        if (!code && !req.ValidateOnly)
+            code = handler_save_topic_config(b, r, &tv, &ov, altered, &parked, err, sizeof err);
         config_free(&ov);
+        if (parked) {
+            awaited_expect(&st->aw, &out->ErrorCode); /* answered by altered */
+            continue;
+        }
         out->ErrorCode = (int16_t)code;
         if (code)
             out->ErrorMessage = handler_kstr(r, err);
     }
-    AlterConfigsResponse_encode(&r->out, v, &resp);
-    return API_DONE;
+    return awaited_proposed(r, &st->aw);
 }

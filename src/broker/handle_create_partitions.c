@@ -12,29 +12,21 @@
  * assignments of its own); the answer waits for the commands. */
 struct grow_state {
     struct CreatePartitionsResponse resp;
-    int pending, next;
+    struct awaited aw;
 };
+
+static void encode_grown(struct request *r)
+{
+    struct grow_state *st = r->state;
+    CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
+}
 
 static void grown(struct broker *b, struct request *r, int err, const char *msg)
 {
     (void)b;
     struct grow_state *st = r->state;
-    while (st->next < st->resp.Results.count && st->resp.Results.items[st->next].ErrorCode != -1)
-        st->next++;
-    if (st->next < st->resp.Results.count) {
-        struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &st->resp.Results.items[st->next++];
-        res->ErrorCode = (int16_t)err;
-        if (err)
-            res->ErrorMessage = handler_kstr(r, msg ? msg : kerr_name(err));
-    }
-    if (--st->pending > 0)
-        return;
-    if (!r->conn) {
-        request_free(r);
-        return;
-    }
-    CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
-    request_done(r);
+    awaited_next(r, &st->aw, err, msg);
+    awaited_release(r, &st->aw);
 }
 
 static int grow_in_cluster(struct broker *b, struct request *r, const struct CreatePartitionsRequest *req)
@@ -48,7 +40,7 @@ static int grow_in_cluster(struct broker *b, struct request *r, const struct Cre
     if (HANDLER_ITEMS(r, st->resp.Results, req->Topics.count,
                       CreatePartitionsResponse_CreatePartitionsTopicResult_init) < 0)
         return API_CLOSE;
-    st->pending = 1;
+    st->aw = AWAITED_INIT(st->resp.Results, struct CreatePartitionsResponse_CreatePartitionsTopicResult, encode_grown);
     for (int32_t i = 0; i < req->Topics.count; i++) {
         const struct CreatePartitionsRequest_CreatePartitionsTopic *ct = &req->Topics.items[i];
         struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &st->resp.Results.items[i];
@@ -78,8 +70,7 @@ static int grow_in_cluster(struct broker *b, struct request *r, const struct Cre
         } else if (!req->ValidateOnly) {
             code = cluster_create_partitions(b, t, ct->Count, r, grown, err, sizeof err);
             if (!code) {
-                res->ErrorCode = -1; /* answered by grown */
-                st->pending++;
+                awaited_expect(&st->aw, &res->ErrorCode); /* answered by grown */
                 continue;
             }
         }
@@ -87,10 +78,7 @@ static int grow_in_cluster(struct broker *b, struct request *r, const struct Cre
         if (code)
             res->ErrorMessage = handler_kstr(r, err);
     }
-    if (--st->pending > 0)
-        return API_PARKED;
-    CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
-    return API_DONE;
+    return awaited_proposed(r, &st->aw);
 }
 
 int handle_create_partitions(struct broker *b, struct request *r)

@@ -85,38 +85,30 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
  * (they commit in the order proposed, so answers come in topic order). */
 struct create_state {
     struct CreateTopicsResponse resp;
-    int pending;              /* commands not yet committed */
-    int next;                 /* the next topic index waiting for its answer */
+    struct awaited aw;
 };
+
+static void encode_created(struct request *r)
+{
+    struct create_state *st = r->state;
+    CreateTopicsResponse_encode(&r->out, r->api_version, &st->resp);
+}
 
 static void topic_committed(struct broker *b, struct request *r, int err, const char *msg)
 {
     struct create_state *st = r->state;
-    while (st->next < st->resp.Topics.count && st->resp.Topics.items[st->next].ErrorCode != -1)
-        st->next++;
-    if (st->next < st->resp.Topics.count) {
-        struct CreateTopicsResponse_CreatableTopicResult *res = &st->resp.Topics.items[st->next++];
-        res->ErrorCode = (int16_t)err;
-        if (err) {
-            res->ErrorMessage = handler_kstr(r, msg ? msg : kerr_name(err));
-            res->NumPartitions = res->ReplicationFactor = -1;
-        } else {
-            const struct mi_topic *t = meta_image_topic(cluster_image(b), res->Name.ptr, (size_t)res->Name.len);
-            if (t) {
-                res->TopicId = t->id;
-                res->NumPartitions = t->npartitions;
-                res->ReplicationFactor = (int16_t)t->parts[0].nreplicas;
-            }
+    struct CreateTopicsResponse_CreatableTopicResult *res = awaited_next(r, &st->aw, err, msg);
+    if (res && err) {
+        res->NumPartitions = res->ReplicationFactor = -1;
+    } else if (res) {
+        const struct mi_topic *t = meta_image_topic(cluster_image(b), res->Name.ptr, (size_t)res->Name.len);
+        if (t) {
+            res->TopicId = t->id;
+            res->NumPartitions = t->npartitions;
+            res->ReplicationFactor = (int16_t)t->parts[0].nreplicas;
         }
     }
-    if (--st->pending > 0)
-        return;
-    if (!r->conn) {
-        request_free(r);
-        return;
-    }
-    CreateTopicsResponse_encode(&r->out, r->api_version, &st->resp);
-    request_done(r);
+    awaited_release(r, &st->aw);
 }
 
 static int create_in_cluster(struct broker *b, struct request *r, const struct CreateTopicsRequest *req)
@@ -129,7 +121,7 @@ static int create_in_cluster(struct broker *b, struct request *r, const struct C
     CreateTopicsResponse_init(&st->resp);
     if (HANDLER_ITEMS(r, st->resp.Topics, req->Topics.count, CreateTopicsResponse_CreatableTopicResult_init) < 0)
         return API_CLOSE;
-    st->pending = 1; /* held until every topic is proposed */
+    st->aw = AWAITED_INIT(st->resp.Topics, struct CreateTopicsResponse_CreatableTopicResult, encode_created);
     for (int32_t i = 0; i < req->Topics.count; i++) {
         const struct CreateTopicsRequest_CreatableTopic *ct = &req->Topics.items[i];
         struct CreateTopicsResponse_CreatableTopicResult *res = &st->resp.Topics.items[i];
@@ -178,10 +170,8 @@ static int create_in_cluster(struct broker *b, struct request *r, const struct C
             }
             code = cluster_create_topic(b, name, nparts, rf, assign, overrides.n, keys, vals, r, topic_committed,
                                         err, sizeof err);
-            if (!code) {
-                res->ErrorCode = -1; /* answered by topic_committed */
-                st->pending++;
-            }
+            if (!code)
+                awaited_expect(&st->aw, &res->ErrorCode); /* answered by topic_committed */
         } else if (!code) {
             res->NumPartitions = nparts;
             res->ReplicationFactor = ct->ReplicationFactor;
@@ -192,10 +182,7 @@ static int create_in_cluster(struct broker *b, struct request *r, const struct C
             res->ErrorMessage = handler_kstr(r, err);
         }
     }
-    if (--st->pending > 0)
-        return API_PARKED;
-    CreateTopicsResponse_encode(&r->out, r->api_version, &st->resp);
-    return API_DONE;
+    return awaited_proposed(r, &st->aw);
 }
 
 int handle_create_topics(struct broker *b, struct request *r)

@@ -30,7 +30,7 @@ int handle_delete_records(struct broker *b, struct request *r)
             rp->LowWatermark = -1;
             struct partition *p = catalog_partition(top, qp->PartitionIndex);
             if (!p) {
-                rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                rp->ErrorCode = (int16_t)handler_no_replica_error(b, qt->Name, qp->PartitionIndex);
                 continue;
             }
             int lerr = cluster_check_leader(b, p);

@@ -12,29 +12,21 @@
  * and the answer waits for all of them (they commit in order). */
 struct delete_state {
     struct DeleteTopicsResponse resp;
-    int pending, next;
+    struct awaited aw;
 };
+
+static void encode_deleted(struct request *r)
+{
+    struct delete_state *st = r->state;
+    DeleteTopicsResponse_encode(&r->out, r->api_version, &st->resp);
+}
 
 static void topic_deleted(struct broker *b, struct request *r, int err, const char *msg)
 {
     (void)b;
     struct delete_state *st = r->state;
-    while (st->next < st->resp.Responses.count && st->resp.Responses.items[st->next].ErrorCode != -1)
-        st->next++;
-    if (st->next < st->resp.Responses.count) {
-        struct DeleteTopicsResponse_DeletableTopicResult *res = &st->resp.Responses.items[st->next++];
-        res->ErrorCode = (int16_t)err;
-        if (err)
-            res->ErrorMessage = handler_kstr(r, msg ? msg : kerr_name(err));
-    }
-    if (--st->pending > 0)
-        return;
-    if (!r->conn) {
-        request_free(r);
-        return;
-    }
-    DeleteTopicsResponse_encode(&r->out, r->api_version, &st->resp);
-    request_done(r);
+    awaited_next(r, &st->aw, err, msg);
+    awaited_release(r, &st->aw);
 }
 
 static int delete_in_cluster(struct broker *b, struct request *r, const struct DeleteTopicsRequest *req)
@@ -48,7 +40,7 @@ static int delete_in_cluster(struct broker *b, struct request *r, const struct D
     if (HANDLER_ITEMS(r, st->resp.Responses, req->TopicNames.count, DeleteTopicsResponse_DeletableTopicResult_init) <
         0)
         return API_CLOSE;
-    st->pending = 1; /* held until every topic is proposed */
+    st->aw = AWAITED_INIT(st->resp.Responses, struct DeleteTopicsResponse_DeletableTopicResult, encode_deleted);
     for (int32_t i = 0; i < req->TopicNames.count; i++) {
         kstr name = req->TopicNames.items[i];
         struct DeleteTopicsResponse_DeletableTopicResult *res = &st->resp.Responses.items[i];
@@ -75,13 +67,9 @@ static int delete_in_cluster(struct broker *b, struct request *r, const struct D
             res->ErrorCode = (int16_t)rc;
             continue;
         }
-        res->ErrorCode = -1; /* answered by topic_deleted */
-        st->pending++;
+        awaited_expect(&st->aw, &res->ErrorCode); /* answered by topic_deleted */
     }
-    if (--st->pending > 0)
-        return API_PARKED;
-    DeleteTopicsResponse_encode(&r->out, r->api_version, &st->resp);
-    return API_DONE;
+    return awaited_proposed(r, &st->aw);
 }
 
 int handle_delete_topics(struct broker *b, struct request *r)

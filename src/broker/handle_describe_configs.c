@@ -21,7 +21,7 @@ static bool wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *
 
 static int describe_topic(struct broker *b, struct request *r, bool synonyms,
                           const struct DescribeConfigsRequest_DescribeConfigsResource *res,
-                          struct DescribeConfigsResponse_DescribeConfigsResult *out, struct topic *t)
+                          struct DescribeConfigsResponse_DescribeConfigsResult *out, const struct config *overrides)
 {
     int n = 0;
     for (const struct topic_config_def *d = topic_config_defs; d->name; d++)
@@ -34,7 +34,7 @@ static int describe_topic(struct broker *b, struct request *r, bool synonyms,
             continue;
         struct DescribeConfigsResponse_DescribeConfigsResourceResult *c = &out->Configs.items[k++];
         int source;
-        const char *val = topic_config_value(&t->overrides, b->cfg, d->name, &source);
+        const char *val = topic_config_value(overrides, b->cfg, d->name, &source);
         c->Name = kstr_c(d->name);
         c->Value = handler_kstr(r, val ? val : "");
         c->ConfigSource = (int8_t)source;
@@ -46,7 +46,7 @@ static int describe_topic(struct broker *b, struct request *r, bool synonyms,
         /* the chain, most specific first: topic override, broker property, default */
         struct DescribeConfigsResponse_DescribeConfigsSynonym syn[3];
         int ns = 0;
-        const char *ov = config_get(&t->overrides, d->name);
+        const char *ov = config_get(overrides, d->name);
         if (ov)
             syn[ns++] = (struct DescribeConfigsResponse_DescribeConfigsSynonym){kstr_c(d->name), handler_kstr(r, ov),
                                                                                 SOURCE_TOPIC};
@@ -107,15 +107,13 @@ int handle_describe_configs(struct broker *b, struct request *r)
         out->ResourceName = res->ResourceName;
         out->ErrorMessage = (kstr){NULL, -1};
         if (res->ResourceType == CONFIG_RESOURCE_TOPIC) {
-            struct topic *t = res->ResourceName.len > 0
-                                  ? catalog_find(&b->cat, res->ResourceName.ptr, (size_t)res->ResourceName.len)
-                                  : NULL;
-            if (!t) {
+            struct topic_view tv;
+            if (!handler_topic_view(b, res->ResourceName, &tv)) {
                 out->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 out->ErrorMessage = handler_kstr(r, "The topic does not exist.");
                 continue;
             }
-            if (describe_topic(b, r, v >= 1 && req.IncludeSynonyms, res, out, t) < 0)
+            if (describe_topic(b, r, v >= 1 && req.IncludeSynonyms, res, out, tv.overrides) < 0)
                 return API_CLOSE;
         } else if (res->ResourceType == CONFIG_RESOURCE_BROKER) {
             char id[16];

@@ -24,7 +24,7 @@ static struct partition *find_part(struct broker *b, const struct FetchRequest_F
 {
     struct topic *t = ft->Topic.len > 0 ? catalog_find(&b->cat, ft->Topic.ptr, (size_t)ft->Topic.len) : NULL;
     struct partition *p = t ? catalog_partition(t, index) : NULL;
-    *err = p ? 0 : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    *err = p ? 0 : handler_no_replica_error(b, ft->Topic, index);
     return p;
 }
 

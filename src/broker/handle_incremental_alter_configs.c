@@ -3,9 +3,30 @@
  * leaving the others as they are.  All operations of a resource apply, or
  * none. */
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/handler.h"
 #include "cluster/cluster.h"
+
+/* In a cluster each resource's change waits for its metadata commands. */
+struct alter_state {
+    struct IncrementalAlterConfigsResponse resp;
+    struct awaited aw;
+};
+
+static void encode_altered(struct request *r)
+{
+    struct alter_state *st = r->state;
+    IncrementalAlterConfigsResponse_encode(&r->out, r->api_version, &st->resp);
+}
+
+static void altered(struct broker *b, struct request *r, int err, const char *msg)
+{
+    (void)b;
+    struct alter_state *st = r->state;
+    awaited_next(r, &st->aw, err, msg);
+    awaited_release(r, &st->aw);
+}
 
 int handle_incremental_alter_configs(struct broker *b, struct request *r)
 {
@@ -15,24 +36,29 @@ int handle_incremental_alter_configs(struct broker *b, struct request *r)
         return API_PARKED; /* the controller answers */
     if (IncrementalAlterConfigsRequest_decode(&r->body, &r->arena, v, &req) < 0)
         return API_CLOSE;
-    struct IncrementalAlterConfigsResponse resp;
-    IncrementalAlterConfigsResponse_init(&resp);
-    if (HANDLER_ITEMS(r, resp.Responses, req.Resources.count,
+    struct alter_state *st = arena_alloc(&r->arena, sizeof *st);
+    if (!st)
+        return API_CLOSE;
+    memset(st, 0, sizeof *st);
+    r->state = st;
+    IncrementalAlterConfigsResponse_init(&st->resp);
+    if (HANDLER_ITEMS(r, st->resp.Responses, req.Resources.count,
                       IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
         return API_CLOSE;
+    st->aw = AWAITED_INIT(st->resp.Responses, struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse, encode_altered);
     for (int32_t i = 0; i < req.Resources.count; i++) {
         struct IncrementalAlterConfigsRequest_AlterConfigsResource *res = &req.Resources.items[i];
-        struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *out = &resp.Responses.items[i];
+        struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *out = &st->resp.Responses.items[i];
         out->ResourceType = res->ResourceType;
         out->ResourceName = res->ResourceName;
         out->ErrorMessage = (kstr){NULL, -1};
         char err[512] = "";
-        int code;
-        struct topic *t = handler_alterable_topic(b, res->ResourceType, res->ResourceName, &code, err, sizeof err);
+        struct topic_view tv;
+        int code = handler_alterable_topic(b, res->ResourceType, res->ResourceName, &tv, err, sizeof err);
         struct config ov;
         config_init(&ov);
-        for (int k = 0; !code && t && k < t->overrides.n; k++)
-            config_set(&ov, t->overrides.entries[k].key, t->overrides.entries[k].value);
+        for (int k = 0; !code && k < tv.overrides->n; k++)
+            config_set(&ov, tv.overrides->entries[k].key, tv.overrides->entries[k].value);
         for (int32_t k = 0; !code && k < res->Configs.count; k++) {
             struct IncrementalAlterConfigsRequest_AlterableConfig *c = &res->Configs.items[k];
             char *name = handler_cstr(r, c->Name);
@@ -46,15 +72,17 @@ int handle_incremental_alter_configs(struct broker *b, struct request *r)
             if (!code && topic_config_apply(&ov, b->cfg, name, c->ConfigOperation, value, err, sizeof err) < 0)
                 code = KERR_INVALID_CONFIG;
         }
-        if (!code && !req.ValidateOnly && (b->cluster ? cluster_set_topic_config(b, t->name, &ov) != 0 : catalog_set_config(&b->cat, t, &ov) < 0)) {
-            code = KERR_KAFKA_STORAGE_ERROR;
-            snprintf(err, sizeof err, "cannot save the topic's configuration");
-        }
+        bool parked = false;
+        if (!code && !req.ValidateOnly)
+            code = handler_save_topic_config(b, r, &tv, &ov, altered, &parked, err, sizeof err);
         config_free(&ov);
+        if (parked) {
+            awaited_expect(&st->aw, &out->ErrorCode); /* answered by altered */
+            continue;
+        }
         out->ErrorCode = (int16_t)code;
         if (code)
             out->ErrorMessage = handler_kstr(r, err);
     }
-    IncrementalAlterConfigsResponse_encode(&r->out, v, &resp);
-    return API_DONE;
+    return awaited_proposed(r, &st->aw);
 }

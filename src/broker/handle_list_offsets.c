@@ -32,7 +32,7 @@ int handle_list_offsets(struct broker *b, struct request *r)
             rp->LeaderEpoch = -1;
             struct partition *p = catalog_partition(top, qp->PartitionIndex);
             if (!p) {
-                rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                rp->ErrorCode = (int16_t)handler_no_replica_error(b, qt->Name, qp->PartitionIndex);
                 continue;
             }
             if (req.ReplicaId >= 0 && !b->cluster) {

@@ -118,14 +118,13 @@ int handle_offset_commit(struct broker *b, struct request *r)
         if (HANDLER_ITEMS(r, rt->Partitions, qt->Partitions.count,
                           OffsetCommitResponse_OffsetCommitResponsePartition_init) < 0)
             return API_CLOSE;
-        struct topic *top = qt->Name.len > 0 ? catalog_find(&b->cat, qt->Name.ptr, (size_t)qt->Name.len) : NULL;
         for (int32_t i = 0; i < qt->Partitions.count; i++) {
             struct OffsetCommitRequest_OffsetCommitRequestPartition *qp = &qt->Partitions.items[i];
             struct OffsetCommitResponse_OffsetCommitResponsePartition *rp = &rt->Partitions.items[i];
             rp->PartitionIndex = qp->PartitionIndex;
             if (gerr)
                 rp->ErrorCode = (int16_t)gerr;
-            else if (!catalog_partition(top, qp->PartitionIndex))
+            else if (!handler_partition_exists(b, qt->Name, qp->PartitionIndex))
                 rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (qp->CommittedMetadata.len > b->coord->max_metadata_bytes)
                 rp->ErrorCode = KERR_OFFSET_METADATA_TOO_LARGE;

@@ -40,7 +40,8 @@ int handle_offset_delete(struct broker *b, struct request *r)
         for (int32_t i = 0; i < qt->Partitions.count; i++) {
             struct OffsetDeleteResponse_OffsetDeleteResponsePartition *rp = &rt->Partitions.items[i];
             rp->PartitionIndex = qt->Partitions.items[i].PartitionIndex;
-            if (!catalog_find(&b->cat, topic, strlen(topic))) {
+            struct topic_view tv;
+            if (!handler_topic_view(b, qt->Name, &tv)) {
                 rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }

@@ -33,7 +33,7 @@ int handle_offset_for_leader_epoch(struct broker *b, struct request *r)
             rp->LeaderEpoch = -1;
             rp->EndOffset = -1;
             struct partition *p = catalog_partition(top, qp->Partition);
-            int err = p ? cluster_check_leader(b, p) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            int err = p ? cluster_check_leader(b, p) : handler_no_replica_error(b, qt->Topic, qp->Partition);
             int32_t epoch = p && p->repl ? p->repl->leader_epoch : 0;
             if (!err && v >= 2 && qp->CurrentLeaderEpoch >= 0) {
                 if (qp->CurrentLeaderEpoch < epoch)

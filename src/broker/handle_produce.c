@@ -215,9 +215,7 @@ int handle_produce(struct broker *b, struct request *r)
             t = catalog_find(&b->cat, td->Name.ptr, (size_t)td->Name.len);
             if (!t)
                 t = broker_auto_create(b, td->Name.ptr, (size_t)td->Name.len);
-            if (!t)
-                topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (t->internal)
+            if (t && t->internal)
                 topic_err = KERR_INVALID_TOPIC_EXCEPTION; /* only the broker writes internal topics */
         }
         for (int32_t pi = 0; pi < td->PartitionData.count; pi++) {
@@ -242,7 +240,7 @@ int handle_produce(struct broker *b, struct request *r)
             else if (dup)
                 err = KERR_INVALID_REQUEST;
             else if (!part)
-                err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                err = handler_no_replica_error(b, td->Name, pd->Index);
             int64_t end_offset = -1;
             if (!err)
                 err = append_one(b, r, part, pd->Records, pr, &scratch, req->Acks, &end_offset);

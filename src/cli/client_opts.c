@@ -311,6 +311,23 @@ void client_report(rd_kafka_t *rk, const struct client_opts *o, const char *cmd,
     fprintf(stderr, ".\n");
 }
 
+rd_kafka_event_t *client_admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q, const struct client_opts *o,
+                                    const char *cmd, const char *what)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, o->timeout_ms + 5000);
+
+    if (!ev) {
+        client_report(rk, o, cmd, what, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL);
+        return NULL;
+    }
+    if (rd_kafka_event_error(ev)) {
+        client_report(rk, o, cmd, what, rd_kafka_event_error(ev), rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 int client_topic_metadata(rd_kafka_t *rk, const struct client_opts *o, const char *cmd,
                           const char *topic, const struct rd_kafka_metadata **md,
                           const rd_kafka_metadata_topic_t **mt)

@@ -94,6 +94,14 @@ rd_kafka_t *client_admin_new(const struct client_opts *o, const char *cmd);
 void client_report(rd_kafka_t *rk, const struct client_opts *o, const char *cmd,
                    const char *what, rd_kafka_resp_err_t err, const char *reason);
 
+/* Waits for the result of an admin request on q, up to the request timeout
+ * and a margin for a request still queued waiting for a broker or
+ * coordinator (librdkafka times the request itself out).  Returns an owned
+ * event (rd_kafka_event_destroy) that carries no request-level error, or
+ * NULL after printing an error whose sentence starts with what. */
+rd_kafka_event_t *client_admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q, const struct client_opts *o,
+                                    const char *cmd, const char *what);
+
 /* Copies the last connection failure or client error that librdkafka
  * reported (on any handle) into buf.  Returns 1 if there was one, else 0. */
 int client_last_error(char *buf, size_t size);

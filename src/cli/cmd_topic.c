@@ -229,27 +229,10 @@ static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, const struct topic
     return opts;
 }
 
-/* Waits for the result of an admin request on q.  Returns an owned event
- * (rd_kafka_event_destroy) that carries no request-level error, or NULL
- * after printing an error whose sentence starts with what. */
-static rd_kafka_event_t *admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q,
-                                    const struct topic_args *a, const char *what)
+static rd_kafka_event_t *admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q, const struct topic_args *a,
+                                    const char *what)
 {
-    /* librdkafka times the request out itself; the margin covers a request
-     * that is still queued waiting for a broker connection. */
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, a->co.timeout_ms + 5000);
-
-    if (!ev) {
-        client_report(rk, &a->co, a->cmd, what, RD_KAFKA_RESP_ERR__TIMED_OUT, NULL);
-        return NULL;
-    }
-    if (rd_kafka_event_error(ev)) {
-        client_report(rk, &a->co, a->cmd, what, rd_kafka_event_error(ev),
-                      rd_kafka_event_error_string(ev));
-        rd_kafka_event_destroy(ev);
-        return NULL;
-    }
-    return ev;
+    return client_admin_wait(rk, q, &a->co, a->cmd, what);
 }
 
 /* Reports the per-topic result of CreateTopics / DeleteTopics /

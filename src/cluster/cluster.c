@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "broker/group_store.h"
 #include "broker/handler.h"
@@ -443,6 +444,58 @@ void cluster_reconcile_topic(struct broker *b, const struct mi_topic *mt)
     }
 }
 
+static void delete_local_topic(struct broker *b, struct topic *t)
+{
+    for (int32_t p = 0; p < t->npartitions; p++) {
+        if (t->parts[p]->repl)
+            repl_fail_parked(b, t->parts[p], KERR_UNKNOWN_TOPIC_OR_PARTITION);
+        if (!strcmp(t->name, GSTORE_TOPIC))
+            gstore_partition_led(b, t->parts[p], false);
+    }
+    for (int32_t p = 0; p < t->npartitions; p++)
+        cleaner_forget(b->cleaner, t->parts[p]->log);
+    catalog_delete(&b->cat, t);
+    b->appends++; /* parked fetches on it answer now */
+}
+
+/* Local topics whose id left the image were deleted by the cluster. */
+static void delete_vanished(struct broker *b, const kuuid *before, int nbefore)
+{
+    struct cluster *c = b->cluster;
+    for (int k = 0; k < nbefore; k++) {
+        if (meta_image_topic_by_id(&c->img, before[k]))
+            continue;
+        for (int i = 0; i < b->cat.ntopics; i++) {
+            struct topic *t = b->cat.topics[i];
+            if (memcmp(&t->id, &before[k], sizeof t->id) != 0)
+                continue;
+            log_info("topic %s deleted by the cluster", t->name);
+            delete_local_topic(b, t);
+            break;
+        }
+    }
+}
+
+/* Stray topics: local logs whose topic id is not in the present image.
+ * The cluster deleted them while this broker was down, or while it was cut
+ * off long enough to be sent a snapshot instead of the deletion, so no
+ * command will ever name them again (Kafka deletes such stray logs too). */
+static void delete_strays(struct broker *b)
+{
+    struct cluster *c = b->cluster;
+    for (int i = 0; i < b->cat.ntopics;) {
+        struct topic *t = b->cat.topics[i];
+        if (meta_image_topic_by_id(&c->img, t->id)) {
+            i++;
+            continue;
+        }
+        log_info("topic %s is not in the cluster metadata any more (deleted while this broker was away): "
+                 "removing its local log",
+                 t->name);
+        delete_local_topic(b, t); /* the last topic moves into slot i */
+    }
+}
+
 /* The controller unfences a broker only once it has replayed the metadata
  * up to its own registration, so from the first unfencing on, every image
  * this process sees is the cluster's present, not a step of the replay.
@@ -475,34 +528,8 @@ static void reconcile_all(struct broker *b)
      * image ones */
     for (int i = 0; i < c->img.ntopics; i++)
         cluster_reconcile_topic(b, c->img.topics[i]);
+    delete_strays(b);
     fetchers_update(b);
-}
-
-/* Local topics whose id left the image were deleted by the cluster. */
-static void delete_vanished(struct broker *b, const kuuid *before, int nbefore)
-{
-    struct cluster *c = b->cluster;
-    for (int k = 0; k < nbefore; k++) {
-        if (meta_image_topic_by_id(&c->img, before[k]))
-            continue;
-        for (int i = 0; i < b->cat.ntopics; i++) {
-            struct topic *t = b->cat.topics[i];
-            if (memcmp(&t->id, &before[k], sizeof t->id) != 0)
-                continue;
-            for (int32_t p = 0; p < t->npartitions; p++) {
-                if (t->parts[p]->repl)
-                    repl_fail_parked(b, t->parts[p], KERR_UNKNOWN_TOPIC_OR_PARTITION);
-                if (!strcmp(t->name, GSTORE_TOPIC))
-                    gstore_partition_led(b, t->parts[p], false);
-            }
-            log_info("topic %s deleted by the cluster", t->name);
-            for (int32_t p = 0; p < t->npartitions; p++)
-                cleaner_forget(b->cleaner, t->parts[p]->log);
-            catalog_delete(&b->cat, t);
-            b->appends++; /* parked fetches on it answer now */
-            break;
-        }
-    }
 }
 
 static void apply_event(struct broker *b, struct cl_event *ev, bool *dirty)
@@ -965,6 +992,17 @@ int cluster_start(struct broker *b, char *err, size_t errlen)
     struct cluster *c = b->cluster;
     if (!c)
         return 0;
+    /* A data dir with topics but no cluster metadata is a single broker's:
+     * its topics are in no image, so catching up would delete them as
+     * strays. Refused rather than lost. */
+    struct stat st;
+    if (stat(c->raft_dir, &st) < 0 && errno == ENOENT && b->cat.ntopics > 0) {
+        snprintf(err, errlen,
+                 "%s holds %d topics of a single broker and no cluster metadata; a new cluster member "
+                 "starts from an empty data dir",
+                 b->cat.data_dir, b->cat.ntopics);
+        return -1;
+    }
     if (file_mkdirs(c->raft_dir) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", c->raft_dir, strerror(errno));
         return -1;

@@ -116,8 +116,12 @@ int cluster_delete_topic(struct broker *b, const struct mi_topic *t, struct requ
 int cluster_create_partitions(struct broker *b, const struct mi_topic *t, int32_t count, struct request *r,
                               cluster_done_fn *done, char *err, size_t errlen);
 /* Makes a topic's overrides `want` (controller): one SET_CONFIG per
- * change, applied by every broker when committed.  0 or a Kafka error. */
-int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want);
+ * change, applied by every broker when committed; r is answered when the
+ * last has committed.  0 when parked so, CLUSTER_NO_CHANGE when want is
+ * what the topic has (answer at once), or a Kafka error. */
+#define CLUSTER_NO_CHANGE (-1)
+int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want, struct request *r,
+                             cluster_done_fn *done);
 /* Auto-creation from a broker that may not be the controller: asks the
  * controller through the channel; the topic appears later. */
 void cluster_request_auto_create(struct broker *b, const char *name, int32_t partitions);

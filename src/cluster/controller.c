@@ -816,7 +816,8 @@ void cluster_request_auto_create_with(struct broker *b, const char *name, int32_
 
 /* ---- topic configs ---- */
 
-int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want)
+int cluster_set_topic_config(struct broker *b, const char *topic, const struct config *want, struct request *r,
+                             cluster_done_fn *done)
 {
     struct cluster *c = b->cluster;
     const struct mi_topic *t = meta_image_topic(&c->img, topic, strlen(topic));
@@ -824,24 +825,39 @@ int cluster_set_topic_config(struct broker *b, const char *topic, const struct c
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (!c->is_controller)
         return KERR_NOT_CONTROLLER;
+    /* the changes, sets then removals; commands commit in order, so the
+     * request waits for the last one only */
+    int nchanges = 0;
     for (int i = 0; i < want->n; i++) {
         const char *have = config_get(&t->configs, want->entries[i].key);
-        if (have && !strcmp(have, want->entries[i].value))
-            continue;
-        struct obuf w;
-        obuf_init(&w);
-        mi_enc_set_config(&w, topic, want->entries[i].key, want->entries[i].value);
-        if (controller_propose(c, &w, 0, -1) < 0)
-            return KERR_NOT_CONTROLLER;
+        nchanges += !have || strcmp(have, want->entries[i].value);
     }
-    for (int i = 0; i < t->configs.n; i++) {
-        if (config_get(want, t->configs.entries[i].key))
-            continue;
+    for (int i = 0; i < t->configs.n; i++)
+        nchanges += !config_get(want, t->configs.entries[i].key);
+    if (nchanges == 0)
+        return CLUSTER_NO_CHANGE;
+    int k = 0;
+    for (int i = 0; i < want->n + t->configs.n; i++) {
+        const char *key, *value;
+        if (i < want->n) {
+            key = want->entries[i].key;
+            value = want->entries[i].value;
+            const char *have = config_get(&t->configs, key);
+            if (have && !strcmp(have, value))
+                continue;
+        } else {
+            key = t->configs.entries[i - want->n].key;
+            value = NULL;
+            if (config_get(want, key))
+                continue;
+        }
         struct obuf w;
         obuf_init(&w);
-        mi_enc_set_config(&w, topic, t->configs.entries[i].key, NULL);
-        if (controller_propose(c, &w, 0, -1) < 0)
-            return KERR_NOT_CONTROLLER;
+        mi_enc_set_config(&w, topic, key, value);
+        int rc = ++k < nchanges ? (controller_propose(c, &w, 0, -1) < 0 ? KERR_NOT_CONTROLLER : 0)
+                                : propose_for(b, &w, r, done);
+        if (rc)
+            return rc;
     }
     return 0;
 }

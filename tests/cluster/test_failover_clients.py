@@ -84,8 +84,9 @@ class Cluster:
         join = [] if i + 1 in self.voters else [
             "--set", "controller.quorum.bootstrap.servers=" +
             ",".join("127.0.0.1:%d" % self.ports[k - 1] for k in self.voters)]
+        verbose = ["--verbose"] if os.environ.get("SHOPSTREAM_BROKER_VERBOSE") else []
         self.procs[i] = subprocess.Popen(
-            [BIN, "broker", "--data-dir", os.path.join(self.tmp, "d%d" % (i + 1))] + join + [
+            [BIN, "broker", "--data-dir", os.path.join(self.tmp, "d%d" % (i + 1))] + verbose + join + [
              "--set", "node.id=%d" % (i + 1),
              "--set", "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (self.ports[i], self.raft[i]),
              "--set", "controller.quorum.voters=" + voters,

@@ -26,6 +26,7 @@ import kafka.admin
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wire"))
 from test_failover_clients import BIN, Cluster, LOGDIR, fail  # noqa: E402
 
 TOPIC = "moving"
@@ -147,6 +148,195 @@ def bounce(cl, tmp):
     print("ok a replica that moved away and back keeps its records across a restart", flush=True)
 
 
+def metadata_churn(cl, n):
+    """n metadata commands: retention.ms of topic "churn" set to n new
+    values, IncrementalAlterConfigs v0 pipelined to the controller 200 at a
+    time (a value equal to the present one would be no command)."""
+    import struct
+    from kwire import Conn, request, string, i8, i32, boolean, array
+    ctl = cl.metadata().controller_id
+    with Conn(cl.ports[ctl - 1], timeout=30) as c:
+        done = 0
+        while done < n:
+            k = min(200, n - done)
+            for j in range(k):
+                cfg = array([("retention.ms", 0, "%d" % (600000 + done + j))],
+                            lambda e: string(e[0]) + i8(e[1]) + string(e[2]))
+                body = array([(2, "churn")], lambda r: i8(r[0]) + string(r[1]) + cfg) + boolean(False)
+                c.send(request(44, 0, done + j + 1, body))
+            for j in range(k):
+                data = bytes(c.recv_frame())
+                corr, _throttle, count, code = struct.unpack(">iiih", data[:14])
+                if corr != done + j + 1 or count != 1 or code != 0:
+                    fail("churn: IncrementalAlterConfigs answer %d: count %d, error %d" % (corr, count, code))
+            done += k
+
+
+def deleted_while_away(cl, tmp):
+    """A topic deleted while one of its replicas' brokers is down, and so
+    much metadata written after it that the controller's log no longer holds
+    the deletion: the restarted broker gets a snapshot instead, which names
+    no deletion, finds its log named by no topic of the metadata and deletes
+    it once it has caught up (a stray log, as Kafka calls it)."""
+    name = "away"
+    # the victim is a voter but not the controller, so the quorum and the
+    # controller stay put (librdkafka sends DeleteTopics to the controller
+    # it knows; a dead one would stall the deletion)
+    ctl = cl.metadata().controller_id
+    victim = 5 if ctl != 5 else 4
+    other = 4 if victim == 5 else 3
+    a = AdminClient({"bootstrap.servers": cl.boot})
+    fs = a.create_topics([NewTopic(name, num_partitions=2, replica_assignment=[[other, victim], [victim, other]]),
+                          NewTopic("churn", num_partitions=1, replica_assignment=[[ctl]])])
+    for f in fs.values():
+        f.result(15)
+    wait_partition(cl, name, lambda s: s[1] == sorted([other, victim]))
+    produce_acked(cl, name, 500)
+    cl.procs[victim - 1].kill()
+    cl.procs[victim - 1].wait()
+    for f in a.delete_topics([name]).values():
+        f.result(30)
+    if wait_gone(tmp, name, (other,)):
+        fail("broker %d kept %s after its deletion" % (other, name))
+    if not os.path.exists(os.path.join(tmp, "d%d" % victim, "topics", name)):
+        fail("test setup: broker %d has no log of %s to find at its restart" % (victim, name))
+    # the controller snapshots every 1,024 commands and keeps 2,048 behind
+    # its snapshot: past that, broker 5 can only be sent a snapshot
+    metadata_churn(cl, 4000)
+    time.sleep(1)  # answered once committed; the controller's last snapshot takes a moment to write
+    cl.start(victim - 1)
+    cl.wait_ready()
+    if wait_gone(tmp, name, (victim,), timeout=30):
+        fail("broker %d kept the log of %s, deleted while it was down, after its restart" % (victim, name))
+    with open(os.path.join(tmp, "broker%d.log" % victim)) as f:
+        log = f.read()
+    if "deleted while this broker was away" not in log:
+        fail("broker %d did not remove %s as a stray (the deletion reached it as a log entry?)" % (victim, name))
+    for f in a.delete_topics(["churn"]).values():
+        f.result(15)
+    print("ok a topic deleted while its broker was down, known to it only from a snapshot, is removed "
+          "from it at its restart", flush=True)
+
+
+def config_call(port, api, body):
+    """One DescribeConfigs or IncrementalAlterConfigs v0 for one resource;
+    returns (error code, the rest of the answer)."""
+    import struct
+    from kwire import Conn, request
+    with Conn(port, timeout=30) as c:
+        c.send(request(api, 0, 7, body))
+        data = bytes(c.recv_frame())
+    corr, _throttle, count, code = struct.unpack(">iiih", data[:14])
+    if corr != 7 or count != 1:
+        fail("config call to %d: correlation %d, %d results" % (port, corr, count))
+    return code, data[14:]
+
+
+def served_without_a_replica(cl):
+    """A broker answers for topics it holds no replica of: configs are read
+    and changed through every broker, and group offsets commit whichever
+    broker coordinates the group (the metadata, not the local logs, says
+    what exists)."""
+    from kwire import string, i8, array, i32
+    from confluent_kafka import Consumer, TopicPartition
+    name = "on-three"
+    a = AdminClient({"bootstrap.servers": cl.boot})
+    for f in a.create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[3]])]).values():
+        f.result(15)
+    wait_partition(cl, name, lambda s: s[1] == [3])
+    for k in (3, 4, 5):
+        body = array([(2, name)], lambda r: i8(r[0]) + string(r[1]) +
+                     array([("retention.ms", 0, "%d" % (86400000 + k))],
+                           lambda e: string(e[0]) + i8(e[1]) + string(e[2]))) + b"\x00"
+        code, _ = config_call(cl.ports[k - 1], 44, body)
+        if code != 0:
+            fail("IncrementalAlterConfigs of %s through broker %d: error %d" % (name, k, code))
+        want = b"%d" % (86400000 + k)
+        deadline = time.time() + 10
+        for j in (3, 4, 5):
+            while True:
+                code, rest = config_call(cl.ports[j - 1], 32, array([(2, name)], lambda r: i8(r[0]) + string(r[1]) + i32(-1)))
+                if code != 0:
+                    fail("DescribeConfigs of %s through broker %d: error %d" % (name, j, code))
+                if want in rest or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            if want not in rest:
+                fail("broker %d does not show retention.ms=%s set through broker %d" % (j, want.decode(), k))
+    for g in range(6):  # six groups: their coordinators spread over the brokers
+        group = "far-%d" % g
+        c = Consumer({"bootstrap.servers": cl.boot, "group.id": group, "enable.auto.commit": False})
+        try:
+            c.commit(offsets=[TopicPartition(name, 0, 17 + g)], asynchronous=False)
+            got = c.committed([TopicPartition(name, 0)], timeout=15)
+        except Exception as e:
+            fail("group %s: committing an offset of %s: %s" % (group, name, e))
+        finally:
+            c.close()
+        if got[0].offset != 17 + g:
+            fail("group %s: committed %d, read back %d" % (group, 17 + g, got[0].offset))
+    for f in a.delete_topics([name]).values():
+        f.result(15)
+    print("ok configs and group offsets of a topic on one broker, through every broker", flush=True)
+
+
+def produce_unknown_refused(cl, tmp):
+    """A Produce naming a topic the cluster does not know creates nothing
+    (only the controller creates topics; a client's Metadata asks it to)."""
+    from kwire import Conn, API_PRODUCE, produce_body, decode_produce, record_batch
+    name = "never-created"
+    with Conn(cl.ports[2]) as c:
+        body = produce_body(7, 1, [(name, [(0, record_batch([(None, b"x")]))])])
+        out = decode_produce(c.roundtrip(API_PRODUCE, 7, body), 7)
+    err = out["topics"][0]["partitions"][0]["error"]
+    if err != 3:  # UNKNOWN_TOPIC_OR_PARTITION
+        fail("Produce to an unknown topic in a cluster: error %d, not UNKNOWN_TOPIC_OR_PARTITION" % err)
+    if os.path.exists(os.path.join(tmp, "d3", "topics", name)):
+        fail("a Produce to an unknown topic made a local log on broker 3")
+    print("ok a Produce to an unknown topic is refused and creates no log", flush=True)
+
+
+def standalone_dir_refused(tmp):
+    """A single broker's data dir, holding topics, is refused as a cluster
+    member's: its topics are in no cluster's metadata and would be deleted
+    as strays."""
+    d = os.path.join(tmp, "standalone")
+    port = Cluster(1, tmp).ports[0]
+    p = subprocess.Popen([BIN, "broker", "--data-dir", d, "--listen", "127.0.0.1:%d" % port],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = None
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = subprocess.run([BIN, "topic", "create", "kept", "--partitions", "1", "--bootstrap",
+                                "127.0.0.1:%d" % port], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)
+        if r.returncode != 0:
+            fail("standalone broker: topic create: %s" % r.stderr.strip())
+    finally:
+        p.terminate()
+        p.wait(20)
+    c = Cluster(1, tmp)
+    p = subprocess.Popen([BIN, "broker", "--data-dir", d, "--set", "node.id=1",
+                          "--set", "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
+                          % (c.ports[0], c.raft[0]),
+                          "--set", "controller.quorum.voters=1@127.0.0.1:%d" % c.raft[0]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, errout = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        fail("a cluster member started on a single broker's data dir holding topics")
+    if p.returncode == 0 or "single broker" not in errout:
+        fail("a cluster member on a standalone data dir: exit %d, %s" % (p.returncode, errout.strip()[-300:]))
+    if not os.path.isdir(os.path.join(d, "topics", "kept")):
+        fail("the refused cluster member touched the standalone topic")
+    print("ok a cluster member refuses a single broker's data dir", flush=True)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="shopstream-reassign.")
     LOGDIR[0] = tmp
@@ -196,6 +386,9 @@ def main():
             fail("brokers %s still hold a log of %s after it moved away" % (gone, TOPIC))
         print("ok brokers 1,2 deleted their logs of %s" % TOPIC, flush=True)
         bounce(cl, tmp)
+        deleted_while_away(cl, tmp)
+        produce_unknown_refused(cl, tmp)
+        standalone_dir_refused(tmp)
 
         for b in (1, 2):
             cl.procs[b - 1].kill()
@@ -270,6 +463,7 @@ def main():
         if any(t.startswith("admin-") for t in cl.metadata().topics):
             fail("deleted topics are still listed")
         print("ok topics created, altered, grown and deleted through every broker", flush=True)
+        served_without_a_replica(cl)
     finally:
         cl.stop_all()
         if not os.environ.get("KEEP"):
