@@ -44,7 +44,8 @@ int handle_alter_configs(struct broker *b, struct request *r)
     AlterConfigsResponse_init(&st->resp);
     if (HANDLER_ITEMS(r, st->resp.Responses, req.Resources.count, AlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
         return API_CLOSE;
-    st->aw = AWAITED_INIT(st->resp.Responses, struct AlterConfigsResponse_AlterConfigsResourceResponse, encode_altered);
+    st->aw = AWAITED_INIT(st->resp.Responses, struct AlterConfigsResponse_AlterConfigsResourceResponse,
+                          encode_altered);
     for (int32_t i = 0; i < req.Resources.count; i++) {
         struct AlterConfigsRequest_AlterConfigsResource *res = &req.Resources.items[i];
         struct AlterConfigsResponse_AlterConfigsResourceResponse *out = &st->resp.Responses.items[i];

@@ -40,7 +40,8 @@ static int grow_in_cluster(struct broker *b, struct request *r, const struct Cre
     if (HANDLER_ITEMS(r, st->resp.Results, req->Topics.count,
                       CreatePartitionsResponse_CreatePartitionsTopicResult_init) < 0)
         return API_CLOSE;
-    st->aw = AWAITED_INIT(st->resp.Results, struct CreatePartitionsResponse_CreatePartitionsTopicResult, encode_grown);
+    st->aw = AWAITED_INIT(st->resp.Results, struct CreatePartitionsResponse_CreatePartitionsTopicResult,
+                          encode_grown);
     for (int32_t i = 0; i < req->Topics.count; i++) {
         const struct CreatePartitionsRequest_CreatePartitionsTopic *ct = &req->Topics.items[i];
         struct CreatePartitionsResponse_CreatePartitionsTopicResult *res = &st->resp.Results.items[i];

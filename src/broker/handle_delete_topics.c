@@ -40,7 +40,8 @@ static int delete_in_cluster(struct broker *b, struct request *r, const struct D
     if (HANDLER_ITEMS(r, st->resp.Responses, req->TopicNames.count, DeleteTopicsResponse_DeletableTopicResult_init) <
         0)
         return API_CLOSE;
-    st->aw = AWAITED_INIT(st->resp.Responses, struct DeleteTopicsResponse_DeletableTopicResult, encode_deleted);
+    st->aw = AWAITED_INIT(st->resp.Responses, struct DeleteTopicsResponse_DeletableTopicResult,
+                          encode_deleted);
     for (int32_t i = 0; i < req->TopicNames.count; i++) {
         kstr name = req->TopicNames.items[i];
         struct DeleteTopicsResponse_DeletableTopicResult *res = &st->resp.Responses.items[i];

@@ -45,7 +45,8 @@ int handle_incremental_alter_configs(struct broker *b, struct request *r)
     if (HANDLER_ITEMS(r, st->resp.Responses, req.Resources.count,
                       IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init) < 0)
         return API_CLOSE;
-    st->aw = AWAITED_INIT(st->resp.Responses, struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse, encode_altered);
+    st->aw = AWAITED_INIT(st->resp.Responses, struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse,
+                          encode_altered);
     for (int32_t i = 0; i < req.Resources.count; i++) {
         struct IncrementalAlterConfigsRequest_AlterConfigsResource *res = &req.Resources.items[i];
         struct IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *out = &st->resp.Responses.items[i];

@@ -1,6 +1,5 @@
 /* handler.c: helpers shared by several handle_*.c files (handler.h). */
 #include <stdio.h>
-
 #include <string.h>
 
 #include "broker/handler.h"
