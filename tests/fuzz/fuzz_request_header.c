@@ -81,6 +81,13 @@ static int decode_body(struct kread *r, struct arena *a, int16_t key, int16_t v)
         struct IncrementalAlterConfigsRequest incremental_alter_configs;
         struct OffsetDeleteRequest offset_delete;
         struct DescribeClusterRequest describe_cluster;
+        struct DescribeLogDirsRequest describe_log_dirs;
+        struct AlterPartitionReassignmentsRequest alter_partition_reassignments;
+        struct ListPartitionReassignmentsRequest list_partition_reassignments;
+        struct AlterPartitionRequest alter_partition;
+        struct BrokerRegistrationRequest broker_registration;
+        struct BrokerHeartbeatRequest broker_heartbeat;
+        struct UnregisterBrokerRequest unregister_broker;
     } m;
     switch (key) {
     case KAPI_PRODUCE: return ProduceRequest_decode(r, a, v, &m.produce);
@@ -112,6 +119,15 @@ static int decode_body(struct kread *r, struct arena *a, int16_t key, int16_t v)
         return IncrementalAlterConfigsRequest_decode(r, a, v, &m.incremental_alter_configs);
     case KAPI_OFFSETDELETE: return OffsetDeleteRequest_decode(r, a, v, &m.offset_delete);
     case KAPI_DESCRIBECLUSTER: return DescribeClusterRequest_decode(r, a, v, &m.describe_cluster);
+    case KAPI_DESCRIBELOGDIRS: return DescribeLogDirsRequest_decode(r, a, v, &m.describe_log_dirs);
+    case KAPI_ALTERPARTITIONREASSIGNMENTS:
+        return AlterPartitionReassignmentsRequest_decode(r, a, v, &m.alter_partition_reassignments);
+    case KAPI_LISTPARTITIONREASSIGNMENTS:
+        return ListPartitionReassignmentsRequest_decode(r, a, v, &m.list_partition_reassignments);
+    case KAPI_ALTERPARTITION: return AlterPartitionRequest_decode(r, a, v, &m.alter_partition);
+    case KAPI_BROKERREGISTRATION: return BrokerRegistrationRequest_decode(r, a, v, &m.broker_registration);
+    case KAPI_BROKERHEARTBEAT: return BrokerHeartbeatRequest_decode(r, a, v, &m.broker_heartbeat);
+    case KAPI_UNREGISTERBROKER: return UnregisterBrokerRequest_decode(r, a, v, &m.unregister_broker);
     }
     abort(); /* kmsg_api knows a key this switch does not */
 }
