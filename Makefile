@@ -140,7 +140,8 @@ fuzz: $(FUZZ_BIN)
 	    n=$$(basename $$f); c=build/fuzz/corpus/$$n; mkdir -p $$c; \
 	    [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* $$c/ 2>/dev/null; \
 	    echo "== $$n for $(FUZZ_SECONDS) s"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ $$c 2>&1 | tail -n 2 || exit 1; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=tests/fuzz/ $$c > build/fuzz/$$n.log 2>&1; rc=$$?; \
+	    tail -n 2 build/fuzz/$$n.log; [ $$rc -eq 0 ] || { echo "$$n failed: see build/fuzz/$$n.log"; exit 1; }; \
 	done
 
 # The whole platform in one process; prints the dashboard's URL.  Extra
