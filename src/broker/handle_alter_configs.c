@@ -10,22 +10,14 @@
 
 /* In a cluster each resource's change waits for its metadata commands. */
 struct alter_state {
+    struct awaited aw; /* first: awaited_done finds it at r->state */
     struct AlterConfigsResponse resp;
-    struct awaited aw;
 };
 
 static void encode_altered(struct request *r)
 {
     struct alter_state *st = r->state;
     AlterConfigsResponse_encode(&r->out, r->api_version, &st->resp);
-}
-
-static void altered(struct broker *b, struct request *r, int err, const char *msg)
-{
-    (void)b;
-    struct alter_state *st = r->state;
-    awaited_next(r, &st->aw, err, msg);
-    awaited_release(r, &st->aw);
 }
 
 int handle_alter_configs(struct broker *b, struct request *r)
@@ -65,10 +57,10 @@ int handle_alter_configs(struct broker *b, struct request *r)
         }
         bool parked = false;
         if (!code && !req.ValidateOnly)
-            code = handler_save_topic_config(b, r, &tv, &ov, altered, &parked, err, sizeof err);
+            code = handler_save_topic_config(b, r, &tv, &ov, &parked, err, sizeof err);
         config_free(&ov);
         if (parked) {
-            awaited_expect(&st->aw, &out->ErrorCode); /* answered by altered */
+            awaited_expect(&st->aw, &out->ErrorCode); /* answered by awaited_done */
             continue;
         }
         out->ErrorCode = (int16_t)code;

@@ -11,22 +11,14 @@
 /* In a cluster the controller adds the partitions (with replica
  * assignments of its own); the answer waits for the commands. */
 struct grow_state {
+    struct awaited aw; /* first: awaited_done finds it at r->state */
     struct CreatePartitionsResponse resp;
-    struct awaited aw;
 };
 
 static void encode_grown(struct request *r)
 {
     struct grow_state *st = r->state;
     CreatePartitionsResponse_encode(&r->out, r->api_version, &st->resp);
-}
-
-static void grown(struct broker *b, struct request *r, int err, const char *msg)
-{
-    (void)b;
-    struct grow_state *st = r->state;
-    awaited_next(r, &st->aw, err, msg);
-    awaited_release(r, &st->aw);
 }
 
 static int grow_in_cluster(struct broker *b, struct request *r, const struct CreatePartitionsRequest *req)
@@ -69,9 +61,9 @@ static int grow_in_cluster(struct broker *b, struct request *r, const struct Cre
             snprintf(err, sizeof err, "Topic currently has %d partitions, which is higher than the requested %d.",
                      t->npartitions, ct->Count);
         } else if (!req->ValidateOnly) {
-            code = cluster_create_partitions(b, t, ct->Count, r, grown, err, sizeof err);
+            code = cluster_create_partitions(b, t, ct->Count, r, awaited_done, err, sizeof err);
             if (!code) {
-                awaited_expect(&st->aw, &res->ErrorCode); /* answered by grown */
+                awaited_expect(&st->aw, &res->ErrorCode); /* answered by awaited_done */
                 continue;
             }
         }

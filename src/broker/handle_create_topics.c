@@ -84,8 +84,8 @@ static int check_topic(struct broker *b, const struct CreateTopicsRequest_Creata
  * metadata command, and the response waits for all of them to commit
  * (they commit in the order proposed, so answers come in topic order). */
 struct create_state {
-    struct CreateTopicsResponse resp;
     struct awaited aw;
+    struct CreateTopicsResponse resp;
 };
 
 static void encode_created(struct request *r)

@@ -11,22 +11,14 @@
 /* In a cluster the controller deletes: each topic is a metadata command
  * and the answer waits for all of them (they commit in order). */
 struct delete_state {
+    struct awaited aw; /* first: awaited_done finds it at r->state */
     struct DeleteTopicsResponse resp;
-    struct awaited aw;
 };
 
 static void encode_deleted(struct request *r)
 {
     struct delete_state *st = r->state;
     DeleteTopicsResponse_encode(&r->out, r->api_version, &st->resp);
-}
-
-static void topic_deleted(struct broker *b, struct request *r, int err, const char *msg)
-{
-    (void)b;
-    struct delete_state *st = r->state;
-    awaited_next(r, &st->aw, err, msg);
-    awaited_release(r, &st->aw);
 }
 
 static int delete_in_cluster(struct broker *b, struct request *r, const struct DeleteTopicsRequest *req)
@@ -63,12 +55,12 @@ static int delete_in_cluster(struct broker *b, struct request *r, const struct D
             res->TopicId = t->id;
         if (res->ErrorCode)
             continue;
-        int rc = cluster_delete_topic(b, t, r, topic_deleted);
+        int rc = cluster_delete_topic(b, t, r, awaited_done);
         if (rc) {
             res->ErrorCode = (int16_t)rc;
             continue;
         }
-        awaited_expect(&st->aw, &res->ErrorCode); /* answered by topic_deleted */
+        awaited_expect(&st->aw, &res->ErrorCode); /* answered by awaited_done */
     }
     return awaited_proposed(r, &st->aw);
 }

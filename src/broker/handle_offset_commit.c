@@ -118,13 +118,15 @@ int handle_offset_commit(struct broker *b, struct request *r)
         if (HANDLER_ITEMS(r, rt->Partitions, qt->Partitions.count,
                           OffsetCommitResponse_OffsetCommitResponsePartition_init) < 0)
             return API_CLOSE;
+        struct topic_view tv;
+        bool known = handler_topic_view(b, qt->Name, &tv);
         for (int32_t i = 0; i < qt->Partitions.count; i++) {
             struct OffsetCommitRequest_OffsetCommitRequestPartition *qp = &qt->Partitions.items[i];
             struct OffsetCommitResponse_OffsetCommitResponsePartition *rp = &rt->Partitions.items[i];
             rp->PartitionIndex = qp->PartitionIndex;
             if (gerr)
                 rp->ErrorCode = (int16_t)gerr;
-            else if (!handler_partition_exists(b, qt->Name, qp->PartitionIndex))
+            else if (!known || qp->PartitionIndex < 0 || qp->PartitionIndex >= tv.npartitions)
                 rp->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             else if (qp->CommittedMetadata.len > b->coord->max_metadata_bytes)
                 rp->ErrorCode = KERR_OFFSET_METADATA_TOO_LARGE;

@@ -61,12 +61,11 @@ int handler_alterable_topic(struct broker *b, int8_t type, kstr name, struct top
 }
 
 int handler_save_topic_config(struct broker *b, struct request *r, const struct topic_view *v,
-                              const struct config *ov, cluster_done_fn *done, bool *parked, char *err,
-                              size_t errlen)
+                              const struct config *ov, bool *parked, char *err, size_t errlen)
 {
     *parked = false;
     if (b->cluster) {
-        int code = cluster_set_topic_config(b, v->name, ov, r, done);
+        int code = cluster_set_topic_config(b, v->name, ov, r, awaited_done);
         if (code == CLUSTER_NO_CHANGE)
             return 0;
         if (code)
@@ -115,4 +114,12 @@ void awaited_release(struct request *r, struct awaited *w)
     }
     w->encode(r);
     request_done(r);
+}
+
+void awaited_done(struct broker *b, struct request *r, int err, const char *msg)
+{
+    (void)b;
+    struct awaited *w = r->state;
+    awaited_next(r, w, err, msg);
+    awaited_release(r, w);
 }

@@ -65,11 +65,11 @@ int handler_alterable_topic(struct broker *b, int8_t type, kstr name, struct top
 
 /* Makes ov the topic's overrides: alone in the catalog; in a cluster (this
  * broker is the controller) by metadata commands, and then *parked is set
- * when done(b, r, ...) answers once they have committed.  Returns 0 or a
- * Kafka error with a message in err. */
+ * when awaited_done answers once they have committed (r->state starts with
+ * the request's struct awaited).  Returns 0 or a Kafka error with a message
+ * in err. */
 int handler_save_topic_config(struct broker *b, struct request *r, const struct topic_view *v,
-                              const struct config *ov, cluster_done_fn *done, bool *parked, char *err,
-                              size_t errlen);
+                              const struct config *ov, bool *parked, char *err, size_t errlen);
 
 /* A cluster admin request whose items each wait for a metadata command
  * (CreateTopics, DeleteTopics, CreatePartitions). An item proposed is marked
@@ -106,6 +106,10 @@ int awaited_proposed(struct request *r, struct awaited *w);
  * awaited_release, which answers the request once all have committed. */
 void *awaited_next(struct request *r, struct awaited *w, int err, const char *msg);
 void awaited_release(struct request *r, struct awaited *w);
+
+/* The commit callback (cluster_done_fn) of a request whose r->state starts
+ * with its struct awaited: fills the next marked result and releases. */
+void awaited_done(struct broker *b, struct request *r, int err, const char *msg);
 
 static inline kstr handler_kstr(struct request *r, const char *s)
 {
